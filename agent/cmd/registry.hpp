@@ -1,0 +1,20 @@
+#pragma once
+// The list of subcommands, one registration function per file in agent/cmd/.
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <vector>
+
+#include "../context.hpp"
+
+namespace qscd::agent::cmd {
+
+using Register = void (*)(CLI::App&, Context&);
+
+// Declared here, defined in the command's own file (agent/cmd/<name>.cpp).
+
+inline std::vector<Register> all_commands() {
+  return {
+  };
+}
+
+}  // namespace qscd::agent::cmd

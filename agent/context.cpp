@@ -1,0 +1,72 @@
+#include "context.hpp"
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+
+#include "errors.hpp"
+#include "qscd/pkcs11/module.hpp"
+
+namespace qscd::agent {
+
+Context::Context() = default;
+Context::~Context() = default;
+
+void Context::apply_verbosity() {
+  if (options.quiet) {
+    log.set_level(LogLevel::quiet);
+  } else if (options.verbose >= 2) {
+    log.set_level(LogLevel::trace);
+  } else if (options.verbose == 1) {
+    log.set_level(LogLevel::verbose);
+  }
+}
+
+const Config& Context::config() {
+  if (!config_) {
+    std::optional<std::filesystem::path> path;
+    if (!options.config_path.empty()) path = options.config_path;
+    config_ = load_config(path);
+  }
+  return *config_;
+}
+
+std::string Context::module_path() {
+  if (!options.module.empty()) return options.module;
+  if (const char* env = std::getenv("QSCD_AGENT_MODULE"); env != nullptr && *env != '\0') return env;
+  if (const auto& configured = config().pkcs11_module) return *configured;
+  return p11::Module::default_path();
+}
+
+p11::Module& Context::module() {
+  if (!module_) {
+    std::string path = module_path();
+    log.debug("loading PKCS#11 module " + path);
+    module_ = std::make_unique<p11::Module>(path);
+  }
+  return *module_;
+}
+
+std::filesystem::path Context::state_dir() {
+  std::filesystem::path dir;
+  if (!options.state_dir.empty()) {
+    dir = options.state_dir;
+  } else if (const char* env = std::getenv("QSCD_AGENT_STATE_DIR"); env != nullptr && *env != '\0') {
+    dir = env;
+  } else if (const auto& configured = config().state_dir) {
+    dir = *configured;
+  } else if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg != nullptr && *xdg != '\0') {
+    dir = std::filesystem::path(xdg) / "qscd-agent";
+  } else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    dir = std::filesystem::path(home) / ".local" / "state" / "qscd-agent";
+  } else {
+    throw UsageError("--state-dir", "no state folder: set --state-dir, QSCD_AGENT_STATE_DIR or HOME");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw UsageError("--state-dir", "cannot create " + dir.string() + ": " + ec.message());
+  ::chmod(dir.c_str(), 0700);
+  return dir;
+}
+
+}  // namespace qscd::agent

@@ -1,0 +1,99 @@
+// qscd-agent: the one place where errors become exit codes and results are printed.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <string>
+
+#include "commands.hpp"
+#include "context.hpp"
+#include "errors.hpp"
+#include "qscd/pkcs11/error.hpp"
+
+#ifndef QSCD_AGENT_VERSION
+#define QSCD_AGENT_VERSION "0.0.0"
+#endif
+
+namespace {
+
+using qscd::agent::ExitCode;
+
+struct Failure {
+  ExitCode code;
+  std::string message;
+};
+
+// Every exception type the agent can see, mapped once.
+Failure classify(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const qscd::agent::AgentError& e) {
+    return {e.code(), e.what()};
+  } catch (const qscd::p11::ModuleLoadError& e) {
+    return {ExitCode::usage, e.what()};
+  } catch (const qscd::p11::InvalidArgument& e) {
+    return {ExitCode::usage, e.what()};
+  } catch (const qscd::p11::Error& e) {
+    return {ExitCode::token, e.what()};
+  } catch (const std::exception& e) {
+    return {ExitCode::failure, std::string("unexpected failure: ") + e.what()};
+  } catch (...) {
+    return {ExitCode::failure, "unexpected failure"};
+  }
+}
+
+int as_int(ExitCode code) { return static_cast<int>(code); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  qscd::agent::Context context;
+  auto& options = context.options;
+
+  CLI::App app{"qscd-agent: puts qualified e-seal and server certificates onto PKCS#11 tokens", "qscd-agent"};
+  app.set_version_flag("--version", QSCD_AGENT_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();  // global options are accepted after the subcommand too
+  app.add_option("--module", options.module, "PKCS#11 module (default: QSCD_AGENT_MODULE, config, p11-kit proxy)");
+  app.add_option("--config", options.config_path, "TOML config file");
+  app.add_option("--state-dir", options.state_dir, "journal folder (default: QSCD_AGENT_STATE_DIR, XDG state)");
+  app.add_option("--api-url", options.api_url, "CertCentral Services API base URL");
+  app.add_option("--ca-file", options.ca_file, "trust anchors for the API's TLS certificate");
+  app.add_option("--api-key-source", options.api_key_source, "where the API key comes from (default env:CERTCENTRAL_API_KEY)");
+  app.add_flag("--json", options.json, "print one JSON document on stdout");
+  app.add_flag("-v,--verbose", options.verbose, "more logging on stderr (repeat for more)");
+  app.add_flag("-q,--quiet", options.quiet, "less logging on stderr");
+  app.parse_complete_callback([&context] { context.apply_verbosity(); });
+
+  qscd::agent::register_commands(app, context);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);  // prints the usage message on stderr
+    return as_int(ExitCode::usage);
+  } catch (...) {
+    Failure failure = classify(std::current_exception());
+    context.log.error(failure.message);
+    if (options.json) {
+      nlohmann::json doc = {{"error", {{"exit_code", as_int(failure.code)}, {"message", failure.message}}}};
+      std::cout << doc.dump(2) << '\n';
+    }
+    return as_int(failure.code);
+  }
+
+  const auto& result = context.result();
+  if (result) {
+    if (options.json) {
+      std::cout << result->json.dump(2) << '\n';
+    } else if (!result->text.empty()) {
+      std::cout << result->text;
+      if (result->text.back() != '\n') std::cout << '\n';
+    }
+    std::cout.flush();
+    return as_int(result->exit);
+  }
+  return as_int(ExitCode::ok);
+}

@@ -1,0 +1,51 @@
+# Per-target build settings (never global flags), after spdlog's cmake/utils.cmake.
+include_guard(GLOBAL)
+
+if(NOT CMAKE_CXX_STANDARD)
+  set(CMAKE_CXX_STANDARD 20)
+  set(CMAKE_CXX_STANDARD_REQUIRED ON)
+  set(CMAKE_CXX_EXTENSIONS OFF)
+endif()
+if(NOT CMAKE_BUILD_TYPE AND NOT CMAKE_CONFIGURATION_TYPES)
+  set(CMAKE_BUILD_TYPE RelWithDebInfo CACHE STRING "Build type" FORCE)
+endif()
+
+find_package(PkgConfig REQUIRED)
+
+# Warnings as errors for our own code.
+function(qscd_target_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wconversion
+    -Wno-sign-conversion -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Woverloaded-virtual
+    -Wnull-dereference -Wimplicit-fallthrough -Werror)
+endfunction()
+
+# ASan + UBSan when QSCD_SANITIZE is on.
+function(qscd_target_sanitizers target)
+  if(QSCD_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+endfunction()
+
+function(qscd_target_defaults target)
+  qscd_target_warnings(${target})
+  qscd_target_sanitizers(${target})
+endfunction()
+
+# qscd_add_doctest(NAME name LABELS l1 [l2] SOURCES ... LIBS ...)
+# One test executable with the shared doctest main, registered with CTest under its labels.
+function(qscd_add_doctest)
+  cmake_parse_arguments(T "" "NAME;TIMEOUT" "LABELS;SOURCES;LIBS;ENVIRONMENT;FIXTURES_REQUIRED" ${ARGN})
+  add_executable(${T_NAME} ${T_SOURCES})
+  target_link_libraries(${T_NAME} PRIVATE qscd_doctest_main ${T_LIBS})
+  qscd_target_defaults(${T_NAME})
+  add_test(NAME ${T_NAME} COMMAND ${T_NAME})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  set_tests_properties(${T_NAME} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
+    ENVIRONMENT "QSCD_AGENT_BIN=$<TARGET_FILE:qscd-agent>;QSCD_TEST_SOURCE_DIR=${PROJECT_SOURCE_DIR};QSCD_TEST_BINARY_DIR=${PROJECT_BINARY_DIR};${T_ENVIRONMENT}")
+  if(T_FIXTURES_REQUIRED)
+    set_tests_properties(${T_NAME} PROPERTIES FIXTURES_REQUIRED "${T_FIXTURES_REQUIRED}")
+  endif()
+endfunction()

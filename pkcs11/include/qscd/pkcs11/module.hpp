@@ -1,0 +1,45 @@
+#pragma once
+// A PKCS#11 module: dlopen + C_GetFunctionList + C_Initialize(CKF_OS_LOCKING_OK),
+// C_Finalize + dlclose on destruction. Move-only; at most one live per process,
+// because a second C_Initialize of the same module fails.
+#include <p11-kit/pkcs11.h>
+
+#include <string>
+#include <vector>
+
+namespace qscd::p11 {
+
+class Module {
+ public:
+  // Throws ModuleLoadError when `path` is not a PKCS#11 module, CallError when
+  // C_Initialize fails, Error when another Module is still alive.
+  explicit Module(const std::string& path);
+  // Wraps an already-resolved function list (a fault-injecting layer in tests).
+  // The Module initialises it and finalises it; it never dlcloses anything.
+  Module(CK_FUNCTION_LIST* functions, std::string name);
+  ~Module() noexcept;
+  Module(Module&& other) noexcept;
+  Module& operator=(Module&& other) noexcept;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  // The function list every call goes through; the seam for fault injection.
+  [[nodiscard]] CK_FUNCTION_LIST* functions() const noexcept { return functions_; }
+  [[nodiscard]] const std::string& path() const noexcept { return path_; }
+  [[nodiscard]] CK_INFO info() const;
+  // Slots, with or without a token present (C_GetSlotList).
+  [[nodiscard]] std::vector<CK_SLOT_ID> slots(bool token_present) const;
+
+  // The compiled-in default: p11-kit's proxy module.
+  static std::string default_path();
+
+ private:
+  void initialize();
+  void release() noexcept;
+
+  void* handle_ = nullptr;
+  CK_FUNCTION_LIST* functions_ = nullptr;
+  std::string path_;
+};
+
+}  // namespace qscd::p11

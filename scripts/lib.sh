@@ -1,0 +1,50 @@
+# Shared by scripts/test and scripts/demo: install what is missing, configure, build.
+# Sourced, not run.
+
+QSCD_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+QSCD_BUILD=${QSCD_BUILD_DIR:-$QSCD_ROOT/build}
+
+# Debian 12 packages the build, the tests and the demo need.
+QSCD_PACKAGES=(
+  build-essential cmake pkg-config
+  libssl-dev openssl
+  libp11-dev libengine-pkcs11-openssl
+  libpkcs11-helper1-dev
+  libp11-kit-dev p11-kit p11-kit-modules
+  libcurl4-openssl-dev curl
+  nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
+  libsqlite3-dev sqlite3
+  doctest-dev
+  libcpp-httplib-dev
+  libsystemd-dev
+  softhsm2 opensc gnutls-bin
+)
+
+qscd_install_deps() {
+  local missing=()
+  local pkg
+  for pkg in "${QSCD_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$pkg")
+    fi
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "qscd-agent: missing Debian packages: ${missing[*]}" >&2
+    echo "qscd-agent: run as root, or: sudo apt-get install ${missing[*]}" >&2
+    return 1
+  fi
+  echo "Installing ${#missing[@]} missing Debian packages: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+qscd_build() {
+  local jobs
+  jobs=$(nproc 2>/dev/null || echo 2)
+  if [ ! -f "$QSCD_BUILD/CMakeCache.txt" ]; then
+    cmake -S "$QSCD_ROOT" -B "$QSCD_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  fi
+  cmake --build "$QSCD_BUILD" -j "$jobs" -- --no-print-directory >/dev/null
+}

@@ -1,0 +1,46 @@
+#include <doctest/doctest.h>
+
+#include "config.hpp"
+#include "errors.hpp"
+
+using qscd::agent::parse_config;
+using qscd::agent::UsageError;
+
+TEST_CASE("the product.md example config parses") {
+  auto config = parse_config(R"(
+[pkcs11]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+[api]
+base_url = "https://certcentral.digicert.eu/services/v2"
+key_source = "file:/etc/qscd-agent/api-key"
+[agent]
+state_dir = "/var/lib/qscd-agent"
+[renew]
+within_days = 30
+[[watch.rule]]
+match = "pkcs11:model=SoftHSM%20v2;token=new1"
+action = "provision"
+profile = "pkio-eseal"
+product = "pkio_qualified_organisation_services"
+key_type = "rsa:3072"
+label = "seal"
+pin_source = "file:/run/credentials/qscd-agent-watch.service/pin"
+approve = false
+)", "agent.toml");
+  CHECK(config.pkcs11_module == "/usr/lib/softhsm/libsofthsm2.so");
+  CHECK(config.api_key_source == "file:/etc/qscd-agent/api-key");
+  CHECK(config.renew_within_days == 30);
+  REQUIRE(config.watch_rules.size() == 1);
+  CHECK(config.watch_rules[0].action == "provision");
+  CHECK(config.watch_rules[0].key_type == "rsa:3072");
+}
+
+TEST_CASE("config errors name the key and the rule") {
+  CHECK_THROWS_WITH_AS(parse_config("[pkcs11]\nmodule = 3\n", "a.toml"), "a.toml: pkcs11.module: must be a string",
+                       UsageError);
+  CHECK_THROWS_WITH_AS(parse_config("[renew]\nwithin_days = 0\n", "a.toml"), doctest::Contains("renew.within_days"),
+                       UsageError);
+  CHECK_THROWS_WITH_AS(parse_config("[[watch.rule]]\nmatch='pkcs11:'\naction='explode'\n", "a.toml"),
+                       doctest::Contains("watch.rule[0].action: must be provision, renew or resume"), UsageError);
+  CHECK_THROWS_WITH_AS(parse_config("[pkcs11\n", "a.toml"), doctest::Contains("a.toml:1"), UsageError);
+}

@@ -1,0 +1,87 @@
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "errors.hpp"
+#include "secret.hpp"
+
+using qscd::agent::read_secret;
+using qscd::agent::SecretBuffer;
+using qscd::agent::UsageError;
+
+namespace {
+
+std::filesystem::path temp_file(const std::string& content, std::filesystem::perms perms) {
+  char pattern[] = "/tmp/qscd-secret-XXXXXX";
+  int fd = ::mkstemp(pattern);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  std::ofstream(pattern) << content;
+  std::filesystem::permissions(pattern, perms);
+  return pattern;
+}
+
+}  // namespace
+
+TEST_CASE("file: source reads one line and drops the newline") {
+  auto path = temp_file("1234\n", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  SecretBuffer pin = read_secret("file:" + path.string(), "user PIN", "--pin-source");
+  CHECK(pin.view() == "1234");
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("file: source refuses a group- or world-readable file, naming the option and the rule") {
+  using std::filesystem::perms;
+  for (auto extra : {perms::group_read, perms::others_read, perms::others_write}) {
+    auto path = temp_file("1234\n", perms::owner_read | perms::owner_write | extra);
+    CHECK_THROWS_WITH_AS(read_secret("file:" + path.string(), "user PIN", "--pin-source"),
+                         doctest::Contains("--pin-source"), UsageError);
+    CHECK_THROWS_WITH_AS(read_secret("file:" + path.string(), "user PIN", "--pin-source"),
+                         doctest::Contains("must not be readable or writable by group or others"), UsageError);
+    std::filesystem::remove(path);
+  }
+}
+
+TEST_CASE("env: and fd: sources") {
+  ::setenv("QSCD_TEST_PIN", "987654", 1);
+  CHECK(read_secret("env:QSCD_TEST_PIN", "user PIN", "--pin-source").view() == "987654");
+  ::unsetenv("QSCD_TEST_PIN");
+  CHECK_THROWS_WITH_AS(read_secret("env:QSCD_TEST_PIN", "user PIN", "--pin-source"),
+                       doctest::Contains("QSCD_TEST_PIN is not set"), UsageError);
+
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  REQUIRE(::write(fds[1], "4321\r\nrest", 10) == 10);
+  ::close(fds[1]);
+  CHECK(read_secret("fd:" + std::to_string(fds[0]), "user PIN", "--pin-source").view() == "4321");
+  ::close(fds[0]);
+  CHECK_THROWS_AS(read_secret("fd:x", "user PIN", "--pin-source"), UsageError);
+  CHECK_THROWS_WITH_AS(read_secret("fd:999", "user PIN", "--pin-source"), doctest::Contains("not open"), UsageError);
+}
+
+TEST_CASE("unknown and empty sources are usage errors") {
+  CHECK_THROWS_WITH_AS(read_secret("1234", "user PIN", "--pin-source"), doctest::Contains("unknown secret source"),
+                       UsageError);
+  ::setenv("QSCD_TEST_EMPTY", "", 1);
+  CHECK_THROWS_WITH_AS(read_secret("env:QSCD_TEST_EMPTY", "user PIN", "--pin-source"), doctest::Contains("is empty"),
+                       UsageError);
+  ::unsetenv("QSCD_TEST_EMPTY");
+}
+
+TEST_CASE("SecretBuffer wipes on clear and refuses to grow past its fixed size") {
+  SecretBuffer secret;
+  for (char c : std::string("secret")) secret.push_back(static_cast<unsigned char>(c));
+  const unsigned char* data = secret.bytes().data();
+  secret.clear();
+  CHECK(secret.empty());
+  for (int i = 0; i < 6; ++i) CHECK(data[i] == 0);
+  SecretBuffer big;
+  for (std::size_t i = 0; i < SecretBuffer::max_size; ++i) big.push_back('x');
+  CHECK_THROWS_AS(big.push_back('x'), UsageError);
+}
