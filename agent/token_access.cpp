@@ -1,5 +1,6 @@
 #include "token_access.hpp"
 
+#include "errors.hpp"
 #include "qscd/pkcs11/module.hpp"
 
 namespace qscd::agent {
@@ -31,7 +32,23 @@ OpenToken open_logged_in(Context& context, const TokenOptions& options) {
   context.log.info("token '" + info.label + "' in slot " + std::to_string(info.slot));
   p11::Session session(module, info.slot, p11::Session::Access::read_write);
   p11::login(session, CKU_USER, pin.bytes(), options.login_options());
-  return {std::move(info), std::move(session)};
+  return {std::move(info), std::move(session), std::move(pin)};
+}
+
+OpenKey open_key(Context& context, const std::string& key_uri, const TokenOptions& options) {
+  p11::Uri uri = [&] {
+    try {
+      return p11::Uri::parse(key_uri);
+    } catch (const p11::InvalidArgument& e) {
+      throw UsageError("--key", e.what());
+    }
+  }();
+  if (!uri.names_object()) throw UsageError("--key", key_uri + " names no key: add id=... or object=...");
+  TokenOptions on_key_token = options;
+  on_key_token.token = key_uri;
+  OpenToken token = open_logged_in(context, on_key_token);
+  p11::ObjectHandle key = p11::select_object(token.session, uri, CKO_PRIVATE_KEY);
+  return {std::move(token), key};
 }
 
 }  // namespace qscd::agent

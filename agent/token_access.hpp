@@ -35,11 +35,23 @@ void add_pin_options(CLI::App& command, TokenOptions& options);
 SecretBuffer read_pin(const std::string& spec, std::string_view what, std::string_view option);
 
 // The selected token and a read/write session on it, logged in as the user.
-// The PIN is read first, so a bad --pin-source is refused before the token is touched.
+// The PIN is read first, so a bad --pin-source is refused before the token is
+// touched. It is kept (wiped on destruction) for the context-specific login a
+// CKA_ALWAYS_AUTHENTICATE key needs at each signature: p11::sign(..., pin.bytes()).
 struct OpenToken {
   p11::TokenInfo info;
   p11::Session session;
+  SecretBuffer pin;
 };
 OpenToken open_logged_in(Context& context, const TokenOptions& options);
+
+// A private key named by a key URI (--key): its token part selects the token
+// (TokenOptions::token is ignored), its id/object part the key, after login.
+// NotFound (exit 3) / Ambiguous (exit 2) as for tokens.
+struct OpenKey {
+  OpenToken token;
+  p11::ObjectHandle private_key = CK_INVALID_HANDLE;
+};
+OpenKey open_key(Context& context, const std::string& key_uri, const TokenOptions& options);
 
 }  // namespace qscd::agent

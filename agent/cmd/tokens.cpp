@@ -182,6 +182,7 @@ void list(Context& context, const TokenOptions& options) {
     text += "\n";
     result.json["tokens"].push_back(entry);
   }
+  while (text.size() > 1 && text.ends_with("\n\n")) text.pop_back();
   context.set_result(std::move(result));
 }
 

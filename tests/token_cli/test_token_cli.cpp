@@ -10,7 +10,11 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "context.hpp"
+#include "errors.hpp"
 #include "process.hpp"
+#include "qscd/pkcs11/keys.hpp"
+#include "token_access.hpp"
 #include "qscd/pkcs11/login.hpp"
 #include "qscd/pkcs11/module.hpp"
 #include "qscd/pkcs11/session.hpp"
@@ -309,4 +313,30 @@ TEST_CASE("token init, change-pin (user and SO), unblock") {
   Outcome forced = run_agent(reinit);
   CHECK_MESSAGE(forced.exit == 0, forced.err);
   CHECK(contains(forced.out, "'renamed'"));
+}
+
+TEST_CASE("open_key: a key URI selects token and private key, for the csr and install commands") {
+  SoftHsm hsm;
+  hsm.add_token("keys");
+  hsm.add_token("other");
+  std::string pin = pin_file(hsm, "pin", "123456");
+  REQUIRE(run_agent({"keygen", module_option, "--token", "pkcs11:token=keys", "--key-type", "ec:p256", "--label",
+                     "seal", "--id", "01", "--always-authenticate", "--pin-source", pin}).exit == 0);
+  qscd::agent::Context context;
+  context.options.module = softhsm_module;
+  qscd::agent::TokenOptions options;
+  options.pin_source = pin;
+  {
+    qscd::agent::OpenKey key = qscd::agent::open_key(context, "pkcs11:token=keys;object=seal", options);
+    CHECK(key.token.info.label == "keys");
+    auto description = qscd::p11::describe_key(key.token.session, key.private_key);
+    CHECK(description.id == qscd::p11::Bytes{0x01});
+    CHECK(description.always_authenticate);
+    unsigned char digest[32] = {};
+    CHECK(qscd::p11::sign(key.token.session, key.private_key, CKM_ECDSA, digest, key.token.pin.bytes()).size() == 64);
+  }
+  CHECK_THROWS_WITH_AS(qscd::agent::open_key(context, "pkcs11:token=keys;id=%02", options),
+                       "no private key on token 'keys' matches pkcs11:token=keys;id=%02", qscd::p11::NotFound);
+  CHECK_THROWS_WITH_AS(qscd::agent::open_key(context, "pkcs11:token=keys", options), doctest::Contains("names no key"),
+                       qscd::agent::UsageError);
 }
