@@ -9,6 +9,17 @@ namespace qscd::agent::cmd {
 
 namespace {
 
+// The token layer says what is wrong with a new PIN; which option it came from
+// is the command's to say (`token init` takes the new SO PIN from --so-pin-source).
+template <typename Action>
+void naming_new_pin(const char* so_pin_option, Action action) {
+  try {
+    action();
+  } catch (const p11::NewPinRejected& e) {
+    throw UsageError(e.user() == CKU_SO ? so_pin_option : "--new-pin-source", e.what());
+  }
+}
+
 struct AdminOptions {
   TokenOptions token;
   std::string so_pin_source;
@@ -37,8 +48,10 @@ void init(Context& context, const AdminOptions& options) {
     }
   }
   context.log.progress("initialising the token in slot " + std::to_string(token.slot) + " as '" + options.label + "'");
-  p11::init_token(module, token.slot, so_pin.bytes(), options.label, user_pin.bytes(),
-                  {.allow_final_try = options.token.allow_final_try});
+  naming_new_pin("--so-pin-source", [&] {
+    p11::init_token(module, token.slot, so_pin.bytes(), options.label, user_pin.bytes(),
+                    {.allow_final_try = options.token.allow_final_try});
+  });
   p11::TokenInfo fresh = p11::read_token_info(module, token.slot);
   CommandResult result;
   result.json = {{"slot", fresh.slot}, {"label", fresh.label}, {"serial", fresh.serial}, {"uri", p11::token_uri(fresh)}};
@@ -56,7 +69,9 @@ void change_pin(Context& context, const AdminOptions& options) {
   p11::Module& module = context.module();
   p11::TokenInfo token = p11::select_token(module, options.token.token_uri());
   p11::Session session(module, token.slot, p11::Session::Access::read_write);
-  p11::change_pin(session, user, old_pin.bytes(), new_pin.bytes(), {.allow_final_try = options.token.allow_final_try});
+  naming_new_pin("--new-pin-source", [&] {
+    p11::change_pin(session, user, old_pin.bytes(), new_pin.bytes(), {.allow_final_try = options.token.allow_final_try});
+  });
   session.close();
   CommandResult result;
   result.json = {{"token", token.label}, {"uri", p11::token_uri(token)}, {"changed", options.so ? "so" : "user"}};
@@ -70,7 +85,9 @@ void unblock(Context& context, const AdminOptions& options) {
   p11::Module& module = context.module();
   p11::TokenInfo token = p11::select_token(module, options.token.token_uri());
   p11::Session session(module, token.slot, p11::Session::Access::read_write);
-  p11::unblock_user_pin(session, so_pin.bytes(), new_pin.bytes(), {.allow_final_try = options.token.allow_final_try});
+  naming_new_pin("--new-pin-source", [&] {
+    p11::unblock_user_pin(session, so_pin.bytes(), new_pin.bytes(), {.allow_final_try = options.token.allow_final_try});
+  });
   session.close();
   CommandResult result;
   result.json = {{"token", token.label}, {"uri", p11::token_uri(token)}, {"unblocked", true}};

@@ -264,6 +264,9 @@ TEST_CASE("URI selection: token label, serial, slot; key id and object label; mi
                        "no private key on token 'alpha' matches pkcs11:id=%09", NotFound);
   CHECK_THROWS_WITH_AS(select_object(session, Uri::parse("pkcs11:object=seal"), CKO_PRIVATE_KEY),
                        doctest::Contains("matches 2 private keys"), Ambiguous);
+  CHECK(select_object(session, Uri::parse("pkcs11:id=%03;type=private"), CKO_PRIVATE_KEY) != CK_INVALID_HANDLE);
+  CHECK_THROWS_WITH_AS(select_object(session, Uri::parse("pkcs11:id=%03;type=cert"), CKO_PRIVATE_KEY),
+                       "pkcs11:id=%03;type=cert names a certificate, but a private key is needed here", InvalidArgument);
 }
 
 TEST_CASE("login: a wrong PIN is sent once and reported with the PIN state read afterwards") {

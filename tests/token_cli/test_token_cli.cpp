@@ -280,6 +280,12 @@ TEST_CASE("bad input exits 2 naming the field, before the token changes") {
 TEST_CASE("token init, change-pin (user and SO), unblock") {
   SoftHsm hsm;
   auto secret = [&hsm](const std::string& name, const std::string& value) { return pin_file(hsm, name, value); };
+  // A new PIN the token would refuse is refused before anything changes.
+  Outcome short_pin = run_agent({"token", "init", module_option, "--label", "officer", "--so-pin-source",
+                                 secret("so0", "so-pin-1"), "--new-pin-source", secret("user0", "12")});
+  CHECK(short_pin.exit == 2);
+  CHECK(contains(short_pin.err, "--new-pin-source: the new user PIN has length 2; the blank token in slot"));
+  CHECK(contains(run_agent({"tokens", module_option}).out, "token not initialised"));
   Outcome init = run_agent({"token", "init", module_option, "--label", "officer", "--so-pin-source",
                             secret("so", "so-pin-1"), "--new-pin-source", secret("user", "1111"), "--json"});
   REQUIRE_MESSAGE(init.exit == 0, init.err);
@@ -295,6 +301,11 @@ TEST_CASE("token init, change-pin (user and SO), unblock") {
   Outcome change_so = run_agent({"token", "change-pin", "--so", module_option, "--so-pin-source",
                                  secret("so-old", "so-pin-1"), "--new-pin-source", secret("so-new", "so-pin-2")});
   REQUIRE_MESSAGE(change_so.exit == 0, change_so.err);
+
+  Outcome short_so = run_agent({"token", "change-pin", "--so", module_option, "--so-pin-source",
+                                secret("so-old2", "so-pin-2"), "--new-pin-source", secret("so-short", "x")});
+  CHECK(short_so.exit == 2);
+  CHECK(contains(short_so.err, "--new-pin-source: the new SO PIN has length 1; token 'officer' takes 4 to 255 characters"));
 
   Outcome unblock = run_agent({"token", "unblock", module_option, "--so-pin-source", secret("so2", "so-pin-2"),
                                "--new-pin-source", secret("reset", "3333")});
