@@ -92,6 +92,8 @@ EvpPkeyPtr public_key(const Session& session, ObjectHandle key);
 //   CKM_ECDSA                data = the caller's digest; returns raw r||s
 // For a CKA_ALWAYS_AUTHENTICATE key, `context_pin` is sent with a
 // context-specific login (same anti-lockout rules); without it, InvalidArgument.
+// If that login fails, the signing operation begun by C_SignInit stays active
+// (PKCS#11 2.40 has no way to cancel it): discard the session.
 Bytes sign(Session& session, ObjectHandle key, CK_MECHANISM_TYPE mechanism, std::span<const unsigned char> data,
            std::optional<std::span<const unsigned char>> context_pin = std::nullopt,
            const LoginOptions& login_options = {});
