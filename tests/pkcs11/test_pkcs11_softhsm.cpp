@@ -326,6 +326,18 @@ TEST_CASE("the shim fails a chosen function; the funnel names it, the slot and t
   ::unsetenv("QSCD_SHIM_FAIL");
 }
 
+TEST_CASE("a failure after generation destroys the half-made pair") {
+  SoftHsm hsm;
+  hsm.add_token("cleanup");
+  Module module(shim_path());
+  Session session = logged_in(module, select_token(module, std::nullopt));
+  ::setenv("QSCD_SHIM_FAIL", "C_SetAttributeValue:CKR_DEVICE_ERROR", 1);
+  CHECK_THROWS_WITH_AS(generate_key_pair(session, {parse_key_type("ec:p256"), "orphan", std::nullopt, false}),
+                       doctest::Contains("C_SetAttributeValue failed with CKR_DEVICE_ERROR"), CallError);
+  ::unsetenv("QSCD_SHIM_FAIL");
+  CHECK(session.find(AttributeTemplate{}).empty());
+}
+
 TEST_CASE("token admin: init a blank token, change both PINs, unblock") {
   SoftHsm hsm;
   Module module(softhsm_module);
