@@ -11,9 +11,11 @@ namespace qscd::agent::cmd {
 using Register = void (*)(CLI::App&, Context&);
 
 // Declared here, defined in the command's own file (agent/cmd/<name>.cpp).
+void add_csr(CLI::App& app, Context& context);
 
 inline std::vector<Register> all_commands() {
   return {
+      add_csr,
   };
 }
 

@@ -25,6 +25,13 @@ UniqueName checked_subject(Profile profile, const Subject& subject, const std::v
   return name;
 }
 
+Subject prepare_subject(Profile profile, const SubjectInput& input) {
+  std::vector<Finding> findings;
+  Subject subject = subject_from_input(profile, input, findings);
+  checked_subject(profile, subject, findings);
+  return subject;
+}
+
 SignatureScheme checked_scheme(Profile profile, const EVP_PKEY* key, bool rsa_pss) {
   if (auto findings = lint_key(profile, key); !findings.empty()) {
     throw ProfileViolation(std::string(profile_name(profile)), std::move(findings));

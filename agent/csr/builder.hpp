@@ -15,6 +15,10 @@ namespace qscd::agent::csr {
 // or `input_findings` (from subject_from_input) is not empty. Needs no token: callers run it first.
 UniqueName checked_subject(Profile profile, const Subject& subject, const std::vector<Finding>& input_findings = {});
 
+// The subject for `profile` from the user's fields (subject_from_input), checked by
+// checked_subject: everything the CLI and provisioning do before touching the token.
+Subject prepare_subject(Profile profile, const SubjectInput& input);
+
 // Refuses (ProfileViolation, UsageError) a key the profile does not allow or a scheme it cannot
 // make, before anything is signed. Returns the scheme to sign with.
 SignatureScheme checked_scheme(Profile profile, const EVP_PKEY* key, bool rsa_pss);
