@@ -9,6 +9,7 @@
 #include "csr/builder.hpp"
 #include "csr/token_signer.hpp"
 #include "errors.hpp"
+#include "qscd/pkcs11/error.hpp"
 #include "qscd/pkcs11/keys.hpp"
 #include "qscd/pkcs11/login.hpp"
 #include "qscd/pkcs11/module.hpp"
@@ -82,6 +83,22 @@ void run_check(const CheckOptions& options, Context& context) {
   context.set_result(std::move(result));
 }
 
+// Where the public-key object is visible without a login (the usual CKA_PRIVATE=false), a key the
+// profile does not allow is refused before the PIN is read or sent. Otherwise the same check runs
+// after login, still before anything is signed.
+void refuse_key_before_login(const p11::Session& session, const p11::Uri& key_uri, csr::Profile profile, bool rsa_pss) {
+  std::optional<p11::ObjectHandle> public_object;
+  try {
+    public_object = p11::select_object(session, key_uri, CKO_PUBLIC_KEY);
+  } catch (const p11::NotFound&) {
+    return;
+  } catch (const p11::Ambiguous&) {
+    return;  // the private key decides after login
+  }
+  const auto key = p11::public_key(session, *public_object);
+  csr::checked_scheme(profile, key.get(), rsa_pss);
+}
+
 void run_csr(const CsrOptions& options, Context& context) {
   // Everything that can be refused without the token is refused first.
   if (options.key.empty()) throw UsageError("--key", "required: the PKCS#11 URI of the private key");
@@ -107,6 +124,7 @@ void run_csr(const CsrOptions& options, Context& context) {
   // Read-only: making a CSR never creates or changes an object on the token.
   p11::Session session(module, token.slot, p11::Session::Access::read_only);
   const p11::LoginOptions login_options{.allow_final_try = options.allow_final_try};
+  refuse_key_before_login(session, key_uri, profile, options.rsa_pss);
   std::optional<SecretBuffer> pin;
   if (token.login_required) {
     pin = read_secret(options.pin_source.empty() ? default_secret_spec("--pin-source") : options.pin_source, "user PIN",

@@ -78,6 +78,17 @@ TEST_CASE("CSRs from software keys verify with openssl req and show the subject 
   }
 }
 
+TEST_CASE("the request's subject DER is the golden one") {
+  SoftwareSigner signer(generate("ec:P-256"));
+  UniqueReq request = build_request(Profile::pkio_eseal, eseal, signer, false);
+  unsigned char* der = nullptr;
+  const int length = i2d_X509_NAME(X509_REQ_get_subject_name(request.get()), &der);
+  REQUIRE(length > 0);
+  const std::vector<unsigned char> subject(der, der + length);
+  OPENSSL_free(der);
+  CHECK(subject == csr_test::read_bytes(csr_test::data_dir() / "golden" / "pkio-eseal.subject.der"));
+}
+
 TEST_CASE("refusals come before signing: profile rules, key type, --rsa-pss on EC") {
   SoftwareSigner ec(generate("ec:P-256"));
   const Subject server{{"C", "NL"}, {"O", "Gemeente X"}, {"CN", "x.qvtl.nl"}, {"serialNumber", "00000003123456780000"}};

@@ -201,6 +201,15 @@ TEST_CASE("refusals leave the token's objects as they were and write no file") {
     CHECK(run.err.find("PKIO-SERVER-KEY-RSA public key: found EC P-256; expected RSA 2048/3072/4096 is required") !=
           std::string::npos);
   }
+  SUBCASE("an EC key for pkio-server is refused before the PIN is read") {
+    std::vector<std::string> args{"csr", "--key", "pkcs11:token=refuse;id=%01", "--profile", "pkio-server"};
+    args.insert(args.end(), server_subject.begin(), server_subject.end());
+    args.insert(args.end(), {"--pin-source", "file:/nonexistent/pin", "--out", out.string()});
+    const auto run = qscd::test::run_agent(agent_args(args));
+    CHECK(run.exit == 2);
+    CHECK(run.err.find("PKIO-SERVER-KEY-RSA") != std::string::npos);
+    CHECK(run.err.find("/nonexistent/pin") == std::string::npos);
+  }
   SUBCASE("a subject that breaks the profile is refused before the module is even loaded") {
     const auto run = qscd::test::run_agent(
         {"--module", "/nonexistent/module.so", "csr", "--key", "pkcs11:token=refuse;id=%02", "--profile", "be-ebox",
