@@ -6,6 +6,8 @@
 #include "csr/lint.hpp"
 #include "csr_test_support.hpp"
 
+#include <nlohmann/json.hpp>
+
 using namespace qscd::agent::csr;
 using csr_test::quote;
 
@@ -220,4 +222,38 @@ TEST_CASE("a tampered request fails CSR-SIGNATURE-VALID; garbage is not a reques
   const std::string junk = "not a csr";
   CHECK_THROWS_WITH_AS(parse_request({reinterpret_cast<const unsigned char*>(junk.data()), junk.size()}, "junk.csr"),
                        "junk.csr: not a PKCS#10 certificate request (PEM or DER)", qscd::agent::UsageError);
+}
+
+TEST_CASE("qscd-agent csr check: text and --json, PEM and DER, exit 2 on any broken rule") {
+  csr_test::TempDir dir;
+  const char* agent = std::getenv("QSCD_AGENT_BIN");
+  REQUIRE(agent != nullptr);
+  const auto key = dir / "rsa.pem";
+  const auto pem = dir / "bru.csr";
+  const auto der = dir / "bru.der";
+  REQUIRE(csr_test::run("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out " + quote(key)).exit == 0);
+  REQUIRE(csr_test::run("openssl req -new -sha256 -key " + quote(key) + " -config " +
+                        quote(csr_test::data_dir() / "check" / "be-ebox-st-bru.cnf") + " -out " + quote(pem))
+              .exit == 0);
+  REQUIRE(csr_test::run("openssl req -in " + quote(pem) + " -outform DER -out " + quote(der)).exit == 0);
+
+  auto text = csr_test::run(std::string(agent) + " csr check " + quote(pem) + " --profile be-ebox");
+  CHECK(text.exit == 2);
+  CHECK(text.out.find("1 broken rule of profile be-ebox") != std::string::npos);
+  CHECK(text.out.find("BE-EBOX-ST-WRITTEN-OUT ST: found \"BRU\"; expected the region written out") != std::string::npos);
+
+  auto json = csr_test::run(std::string(agent) + " --json csr check " + quote(der) + " --profile be-ebox");
+  CHECK(json.exit == 2);
+  const auto report = nlohmann::json::parse(json.out);
+  REQUIRE(report["findings"].size() == 1);
+  CHECK(report["findings"][0]["rule"] == "BE-EBOX-ST-WRITTEN-OUT");
+  CHECK(report["findings"][0]["field"] == "ST");
+
+  auto clean = csr_test::run(std::string(agent) + " csr check " + quote(der) + " --profile generic");
+  CHECK(clean.exit == 0);
+  CHECK(clean.out.find("meets profile generic") != std::string::npos);
+
+  auto garbage = csr_test::run(std::string(agent) + " csr check " + quote(key) + " --profile generic");
+  CHECK(garbage.exit == 2);
+  CHECK(garbage.err.find("not a PKCS#10 certificate request") != std::string::npos);
 }
