@@ -3,7 +3,6 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <sstream>
 
 #include "cmd/registry.hpp"
 #include "csr/builder.hpp"

@@ -2,7 +2,6 @@
 
 #include <openssl/pem.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 

@@ -304,23 +304,23 @@ std::string curve_name(const EVP_PKEY* key) {
   return name;
 }
 
-// The signature algorithm is SHA-256 based: sha256WithRSAEncryption, ecdsa-with-SHA256, or
-// RSASSA-PSS with SHA-256 and MGF1-SHA-256.
-std::optional<std::string> signature_algorithm_problem(const X509_ALGOR* algorithm, std::string& found) {
+// Whether the signature algorithm is SHA-256 based: sha256WithRSAEncryption, ecdsa-with-SHA256,
+// or RSASSA-PSS with SHA-256 and MGF1-SHA-256. `found` says what it is.
+bool sha256_signature(const X509_ALGOR* algorithm, std::string& found) {
   const ASN1_OBJECT* object = nullptr;
   int parameter_type = 0;
   const void* parameter = nullptr;
   X509_ALGOR_get0(&object, &parameter_type, &parameter, algorithm);
   const int nid = OBJ_obj2nid(object);
   found = nid != NID_undef ? OBJ_nid2ln(nid) : "an unknown algorithm";
-  if (nid == NID_sha256WithRSAEncryption || nid == NID_ecdsa_with_SHA256) return std::nullopt;
-  if (nid != NID_rsassaPss) return "";
-  if (parameter_type != V_ASN1_SEQUENCE) return "";
+  if (nid == NID_sha256WithRSAEncryption || nid == NID_ecdsa_with_SHA256) return true;
+  if (nid != NID_rsassaPss) return false;
+  if (parameter_type != V_ASN1_SEQUENCE) return false;
   const ASN1_STRING* sequence = static_cast<const ASN1_STRING*>(parameter);
   const unsigned char* data = ASN1_STRING_get0_data(sequence);
   std::unique_ptr<RSA_PSS_PARAMS, OsslDeleter<RSA_PSS_PARAMS_free>> params(
       d2i_RSA_PSS_PARAMS(nullptr, &data, ASN1_STRING_length(sequence)));
-  if (!params) return "";
+  if (!params) return false;
   const int hash = params->hashAlgorithm != nullptr ? OBJ_obj2nid(params->hashAlgorithm->algorithm) : NID_sha1;
   // maskGenAlgorithm is mgf1 with the hash's AlgorithmIdentifier as its parameter; absent means mgf1-SHA-1.
   int mgf1_hash = NID_sha1;
@@ -332,8 +332,7 @@ std::optional<std::string> signature_algorithm_problem(const X509_ALGOR* algorit
     }
   }
   found = std::string("RSASSA-PSS with ") + OBJ_nid2sn(hash) + " and MGF1-" + OBJ_nid2sn(mgf1_hash);
-  if (hash == NID_sha256 && mgf1_hash == NID_sha256) return std::nullopt;
-  return "";
+  return hash == NID_sha256 && mgf1_hash == NID_sha256;
 }
 
 }  // namespace
@@ -413,7 +412,7 @@ std::vector<Finding> lint_request(Profile profile, const X509_REQ* request) {
   const X509_ALGOR* algorithm = nullptr;
   X509_REQ_get0_signature(request, &signature, &algorithm);
   std::string found;
-  if (signature_algorithm_problem(algorithm, found)) {
+  if (!sha256_signature(algorithm, found)) {
     findings.push_back({"CSR-SIGNATURE-SHA256", "signature algorithm", found,
                         "sha256WithRSAEncryption, RSASSA-PSS with SHA-256 and MGF1-SHA-256, or ecdsa-with-SHA256"});
   }
