@@ -15,6 +15,7 @@
 #include "qscd/pkcs11/session.hpp"
 #include "qscd/pkcs11/uri.hpp"
 #include "secret.hpp"
+#include "token_access.hpp"
 
 namespace qscd::agent::cmd {
 
@@ -22,15 +23,13 @@ namespace {
 
 struct CsrOptions {
   std::string key;
-  std::string token;
+  TokenOptions token;  // --token, --pin-source, --allow-final-try as the token commands have them
   std::string profile;
   std::string subject_file;
   std::vector<std::string> set;
   std::string out;
   bool der = false;
   bool rsa_pss = false;
-  std::string pin_source;
-  bool allow_final_try = false;
 };
 
 struct CheckOptions {
@@ -114,20 +113,24 @@ void run_csr(const CsrOptions& options, Context& context) {
   const csr::SubjectInput input = options.subject_file.empty() ? csr::parse_set_options(options.set)
                                                                : csr::read_subject_file(options.subject_file, profile);
   const csr::Subject subject = csr::prepare_subject(profile, input);
-  const p11::Uri key_uri = p11::Uri::parse(options.key);
-  if (!key_uri.names_object()) throw UsageError("--key", "the URI names no key (add id=%.. or object=LABEL)");
+  const p11::Uri key_uri = [&options] {
+    try {
+      return p11::Uri::parse(options.key);
+    } catch (const p11::InvalidArgument& e) {
+      throw UsageError("--key", e.what());
+    }
+  }();
+  if (!key_uri.names_object()) throw UsageError("--key", options.key + " names no key: add id=... or object=...");
 
   p11::Module& module = context.module();
-  const std::optional<std::string> token_uri = options.token.empty() ? options.key : options.token;
-  const p11::TokenInfo token = p11::select_token(module, token_uri);
+  const p11::TokenInfo token = p11::select_token(module, options.token.token_uri().value_or(options.key));
   // Read-only: making a CSR never creates or changes an object on the token.
   p11::Session session(module, token.slot, p11::Session::Access::read_only);
-  const p11::LoginOptions login_options{.allow_final_try = options.allow_final_try};
+  const p11::LoginOptions login_options = options.token.login_options();
   refuse_key_before_login(session, key_uri, profile, options.rsa_pss);
   std::optional<SecretBuffer> pin;
   if (token.login_required) {
-    pin = read_secret(options.pin_source.empty() ? default_secret_spec("--pin-source") : options.pin_source, "user PIN",
-                      "--pin-source");
+    pin = read_pin(options.token.pin_source, "user PIN", "--pin-source");
     p11::login(session, CKU_USER, pin->bytes(), login_options);
   }
   const p11::ObjectHandle key = p11::select_object(session, key_uri, CKO_PRIVATE_KEY);
@@ -165,7 +168,7 @@ void add_csr(CLI::App& app, Context& context) {
   auto options = std::make_shared<CsrOptions>();
   CLI::App* csr = app.add_subcommand("csr", "a PKCS#10 request signed by a key on the token, checked against a profile");
   csr->add_option("--key", options->key, "PKCS#11 URI of the private key");
-  csr->add_option("--token", options->token, "PKCS#11 URI of the token (default: the token part of --key)");
+  add_token_option(*csr, options->token);  // default: the token part of --key
   csr->add_option("--profile", options->profile, "be-ebox, pkio-server, pkio-eseal or generic");
   auto* file = csr->add_option("--subject-file", options->subject_file, "TOML subject file");
   auto* set = csr->add_option("--set", options->set, "subject field name=value (repeatable, order kept)");
@@ -173,8 +176,7 @@ void add_csr(CLI::App& app, Context& context) {
   csr->add_option("--out", options->out, "write the request here (default: PEM on stdout)");
   csr->add_flag("--der", options->der, "write DER instead of PEM");
   csr->add_flag("--rsa-pss", options->rsa_pss, "sign with RSASSA-PSS (SHA-256, MGF1-SHA-256, salt 32)");
-  csr->add_option("--pin-source", options->pin_source, "prompt, pinentry, fd:N, file:PATH or env:NAME");
-  csr->add_flag("--allow-final-try", options->allow_final_try, "send the PIN even when the next wrong one locks it");
+  add_pin_options(*csr, options->token);
   csr->require_subcommand(0, 1);
 
   auto check_options = std::make_shared<CheckOptions>();

@@ -11,10 +11,16 @@ namespace qscd::agent::cmd {
 using Register = void (*)(CLI::App&, Context&);
 
 // Declared here, defined in the command's own file (agent/cmd/<name>.cpp).
+void add_tokens(CLI::App& app, Context& context);
+void add_token(CLI::App& app, Context& context);
+void add_keygen(CLI::App& app, Context& context);
 void add_csr(CLI::App& app, Context& context);
 
 inline std::vector<Register> all_commands() {
   return {
+      add_tokens,
+      add_token,
+      add_keygen,
       add_csr,
   };
 }

@@ -69,6 +69,9 @@ struct KeyDescription {
 };
 KeyDescription describe_key(const Session& session, ObjectHandle key);
 
+// "RSA 2048", "EC P-256", "EC P-384" from the key's own attributes (either half).
+std::string key_algorithm_name(const Session& session, ObjectHandle key);
+
 // The public-key object with the same CKA_ID and key type as `private_key`.
 std::optional<ObjectHandle> find_public_key(const Session& session, ObjectHandle private_key);
 
