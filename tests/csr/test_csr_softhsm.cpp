@@ -241,3 +241,33 @@ TEST_CASE("refusals leave the token's objects as they were and write no file") {
   CHECK(std::distance(std::filesystem::directory_iterator(dir.path()), std::filesystem::directory_iterator()) == 0);
   CHECK(object_count() == objects);
 }
+
+TEST_CASE("qscd-agent keygen then csr: the product's own pipeline, always-authenticate key, openssl verifies") {
+  SoftHsm hsm;
+  hsm.add_token("pipeline");
+  const std::string pin = user_pin;
+  const auto generated = qscd::test::run_agent(
+      agent_args({"--json", "keygen", "--token", "pkcs11:token=pipeline", "--key-type", "ec:p256", "--label", "ebox",
+                  "--always-authenticate", "--pin-source", "fd:3"}),
+      &pin);
+  REQUIRE_MESSAGE(generated.exit == 0, generated.err);
+  const std::string uri = nlohmann::json::parse(generated.out)["uri"];
+  csr_test::TempDir dir;
+  const auto out = dir / "ebox.csr";
+  const auto made = qscd::test::run_agent(
+      agent_args({"csr", "--key", uri, "--profile", "be-ebox", "--subject-file",
+                  (csr_test::data_dir() / "golden" / "be-ebox.toml").string(), "--pin-source", "fd:3", "--out",
+                  out.string()}),
+      &pin);
+  REQUIRE_MESSAGE(made.exit == 0, made.err);
+  const auto verified = csr_test::run("openssl req -verify -noout -in " + quote(out));
+  CHECK_MESSAGE(verified.exit == 0, verified.err);
+  // The subject DER is the golden one.
+  UniqueReq request = parse_request(csr_test::read_bytes(out), out.string());
+  unsigned char* der = nullptr;
+  const int length = i2d_X509_NAME(X509_REQ_get_subject_name(request.get()), &der);
+  REQUIRE(length > 0);
+  const std::vector<unsigned char> subject(der, der + length);
+  OPENSSL_free(der);
+  CHECK(subject == csr_test::read_bytes(csr_test::data_dir() / "golden" / "be-ebox.subject.der"));
+}
