@@ -257,3 +257,20 @@ TEST_CASE("qscd-agent csr check: text and --json, PEM and DER, exit 2 on any bro
   CHECK(garbage.exit == 2);
   CHECK(garbage.err.find("not a PKCS#10 certificate request") != std::string::npos);
 }
+
+TEST_CASE("names made by others: multi-valued RDNs and string types") {
+  UniqueName name(X509_NAME_new());
+  const auto* text = reinterpret_cast<const unsigned char*>("NL");
+  REQUIRE(X509_NAME_add_entry_by_txt(name.get(), "C", V_ASN1_UTF8STRING, text, 2, -1, 0) == 1);
+  const auto* bmp = reinterpret_cast<const unsigned char*>("\0O\0r\0g");
+  REQUIRE(X509_NAME_add_entry_by_txt(name.get(), "O", V_ASN1_BMPSTRING, bmp, 6, -1, 0) == 1);
+  const auto* cn = reinterpret_cast<const unsigned char*>("a");
+  REQUIRE(X509_NAME_add_entry_by_txt(name.get(), "CN", V_ASN1_UTF8STRING, cn, 1, -1, -1) == 1);  // joins O's RDN
+  const auto findings = lint_subject(Profile::generic, name.get());
+  CHECK(rules(findings) ==
+        Ids{"X509-STRING-TYPE", "X509-SINGLE-VALUED-RDN", "X509-STRING-TYPE", "X509-SINGLE-VALUED-RDN"});
+  CHECK(findings[0].field == "C");
+  CHECK(findings[0].expected == "PrintableString");
+  CHECK(findings[2].field == "O");
+  CHECK(findings[2].found == "BMPSTRING");
+}
