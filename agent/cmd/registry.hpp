@@ -14,12 +14,14 @@ using Register = void (*)(CLI::App&, Context&);
 void add_tokens(CLI::App& app, Context& context);
 void add_token(CLI::App& app, Context& context);
 void add_keygen(CLI::App& app, Context& context);
+void add_csr(CLI::App& app, Context& context);
 
 inline std::vector<Register> all_commands() {
   return {
       add_tokens,
       add_token,
       add_keygen,
+      add_csr,
   };
 }
 

@@ -1,0 +1,36 @@
+#include "csr/finding.hpp"
+
+#include <openssl/err.h>
+
+#include "csr/ossl.hpp"
+
+namespace qscd::agent::csr {
+
+namespace {
+
+std::string list(const std::string& profile, const std::vector<Finding>& findings) {
+  std::string text = "breaks profile " + profile + " (" + std::to_string(findings.size()) +
+                     (findings.size() == 1 ? " rule" : " rules") + "):";
+  for (const auto& finding : findings) text += "\n  " + describe(finding);
+  return text;
+}
+
+}  // namespace
+
+std::string describe(const Finding& finding) {
+  return finding.rule + " " + finding.field + ": found " + finding.found + "; expected " + finding.expected;
+}
+
+ProfileViolation::ProfileViolation(const std::string& profile, std::vector<Finding> findings)
+    : UsageError(list(profile, findings)), findings_(std::move(findings)) {}
+
+std::string openssl_error_text() {
+  const unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0) return "no OpenSSL error recorded";
+  char text[256];
+  ERR_error_string_n(code, text, sizeof text);
+  return text;
+}
+
+}  // namespace qscd::agent::csr
