@@ -289,7 +289,9 @@ class Sim {
         return;
       }
     }
-    if (order.value("polls", 0) <= options_.issue_after_polls) return;
+    // Pending for issue_after_polls looks; other reads (downloads, lists) do not count as looks.
+    int polls = order.value("polls", 0);
+    if (is_poll ? polls <= options_.issue_after_polls : polls < options_.issue_after_polls) return;
     if (steady_ms() - order.value("pending_since_ms", std::int64_t{0}) < options_.issue_after_ms) return;
     issue_certificate(order);
   }

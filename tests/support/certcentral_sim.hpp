@@ -93,6 +93,12 @@ class CertCentralSim {
   [[nodiscard]] std::string url() const { return "https://127.0.0.1:" + std::to_string(port_) + "/services/v2"; }
   [[nodiscard]] std::string ca_file() const { return (dir_ / "root-ca.pem").string(); }
   [[nodiscard]] const std::filesystem::path& dir() const { return dir_; }
+  [[nodiscard]] std::string ca_pem() const {
+    std::ifstream in(ca_file(), std::ios::binary);
+    std::ostringstream content;
+    content << in.rdbuf();
+    return content.str();
+  }
 
   [[nodiscard]] std::vector<nlohmann::json> audit() const {
     std::vector<nlohmann::json> lines;
