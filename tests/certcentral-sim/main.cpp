@@ -45,6 +45,7 @@ struct Options {
   int validity_days = 0;  // 0: from the order (years/days), else this
   bool auto_approve = false;
   int lifetime_s = 3600;
+  int retry_after_s = 0;  // >0: 429 answers carry Retry-After (not documented by CertCentral)
   std::string pickup_path = "/order/certificate/{order_id}/pickup";
 };
 
@@ -152,6 +153,7 @@ class Sim {
       return httplib::Server::HandlerResponse::Handled;
     }
     if (options_.fail_429_every > 0 && n % options_.fail_429_every == 0) {
+      if (options_.retry_after_s > 0) res.set_header("Retry-After", std::to_string(options_.retry_after_s));
       reply(res, 429, errors("request_limit_exceeded", "Service unavailable, please limit request volume"));
       return httplib::Server::HandlerResponse::Handled;
     }
@@ -642,6 +644,7 @@ int main(int argc, char** argv) {
   app.add_option("--validity-days", options.validity_days, "certificate validity in days (short for renewal tests)");
   app.add_flag("--auto-approve", options.auto_approve, "approve every request at once");
   app.add_option("--lifetime", options.lifetime_s, "stop by itself after this many seconds (default 3600)");
+  app.add_option("--retry-after", options.retry_after_s, "send Retry-After: N with injected 429 answers");
   app.add_option("--pickup-path", options.pickup_path, "path of the assumed QSCD pickup step");
   CLI11_PARSE(app, argc, argv);
 
