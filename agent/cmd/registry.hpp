@@ -11,9 +11,13 @@ namespace qscd::agent::cmd {
 using Register = void (*)(CLI::App&, Context&);
 
 // Declared here, defined in the command's own file (agent/cmd/<name>.cpp).
+void add_order(CLI::App& app, Context& context);
+void add_orgs(CLI::App& app, Context& context);
 
 inline std::vector<Register> all_commands() {
   return {
+      add_order,
+      add_orgs,
   };
 }
 
