@@ -15,6 +15,8 @@ void add_tokens(CLI::App& app, Context& context);
 void add_token(CLI::App& app, Context& context);
 void add_keygen(CLI::App& app, Context& context);
 void add_csr(CLI::App& app, Context& context);
+void add_order(CLI::App& app, Context& context);
+void add_orgs(CLI::App& app, Context& context);
 
 inline std::vector<Register> all_commands() {
   return {
@@ -22,6 +24,8 @@ inline std::vector<Register> all_commands() {
       add_token,
       add_keygen,
       add_csr,
+      add_order,
+      add_orgs,
   };
 }
 
