@@ -1,15 +1,19 @@
 #include "qscd/pkcs11/error.hpp"
 
+#include <charconv>
 #include <cstdio>
 
 namespace qscd::p11 {
 
-std::string rv_name(CK_RV rv) {
-  // Hex for vendor-defined and unlisted values.
-  switch (rv) {
-#define QSCD_RV(name) \
-  case name:          \
-    return #name;
+namespace {
+
+struct RvName {
+  CK_RV rv;
+  const char* name;
+};
+
+constexpr RvName k_rv_names[] = {
+#define QSCD_RV(name) {name, #name},
     QSCD_RV(CKR_OK) QSCD_RV(CKR_CANCEL) QSCD_RV(CKR_HOST_MEMORY) QSCD_RV(CKR_SLOT_ID_INVALID)
     QSCD_RV(CKR_GENERAL_ERROR) QSCD_RV(CKR_FUNCTION_FAILED) QSCD_RV(CKR_ARGUMENTS_BAD)
     QSCD_RV(CKR_NO_EVENT) QSCD_RV(CKR_NEED_TO_CREATE_THREADS) QSCD_RV(CKR_CANT_LOCK)
@@ -37,12 +41,32 @@ std::string rv_name(CK_RV rv) {
     QSCD_RV(CKR_CRYPTOKI_NOT_INITIALIZED) QSCD_RV(CKR_CRYPTOKI_ALREADY_INITIALIZED)
     QSCD_RV(CKR_MUTEX_BAD) QSCD_RV(CKR_MUTEX_NOT_LOCKED) QSCD_RV(CKR_FUNCTION_REJECTED)
 #undef QSCD_RV
-    default: {
-      char buffer[32];
-      std::snprintf(buffer, sizeof buffer, "CKR_0x%08lX", static_cast<unsigned long>(rv));
-      return buffer;
-    }
+};
+
+}  // namespace
+
+std::string rv_name(CK_RV rv) {
+  for (const auto& entry : k_rv_names) {
+    if (entry.rv == rv) return entry.name;
   }
+  // Hex for vendor-defined and unlisted values.
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "CKR_0x%08lX", static_cast<unsigned long>(rv));
+  return buffer;
+}
+
+std::optional<CK_RV> rv_from_name(std::string_view name) {
+  for (const auto& entry : k_rv_names) {
+    if (name == entry.name) return entry.rv;
+  }
+  if (name.starts_with("CKR_0x")) name.remove_prefix(4);
+  if (name.starts_with("0x") || name.starts_with("0X")) {
+    name.remove_prefix(2);
+    CK_RV value = 0;
+    auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), value, 16);
+    if (ec == std::errc() && end == name.data() + name.size() && !name.empty()) return value;
+  }
+  return std::nullopt;
 }
 
 namespace {
@@ -63,5 +87,18 @@ std::string describe(CK_RV rv, const char* function, const CallSite& site) {
 
 CallError::CallError(CK_RV rv, const char* function, const CallSite& site)
     : Error(describe(rv, function, site)), rv_(rv), function_(function), site_(site) {}
+
+namespace {
+
+std::string list_candidates(const std::string& what, const std::vector<std::string>& candidates) {
+  std::string message = what;
+  for (const auto& candidate : candidates) message += "\n  " + candidate;
+  return message;
+}
+
+}  // namespace
+
+Ambiguous::Ambiguous(const std::string& what, std::vector<std::string> candidates)
+    : Error(list_candidates(what, candidates)), candidates_(std::move(candidates)) {}
 
 }  // namespace qscd::p11

@@ -7,11 +7,15 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace qscd::p11 {
 
 // The symbolic name of a return value ("CKR_PIN_INCORRECT"), or its hex value.
 std::string rv_name(CK_RV rv);
+// The inverse: "CKR_DEVICE_REMOVED" or "0x32" to the value; nullopt when unknown.
+std::optional<CK_RV> rv_from_name(std::string_view name);
 
 class Error : public std::runtime_error {
  public:
@@ -49,6 +53,48 @@ class CallError : public Error {
   CK_RV rv_;
   std::string function_;
   CallSite site_;
+};
+
+// A PKCS#11 URI matched nothing (no such token, no such key). Exit 3.
+class NotFound : public Error {
+ public:
+  // `message` says what was looked for and names the URI.
+  NotFound(const std::string& message, std::string uri) : Error(message), uri_(std::move(uri)) {}
+  [[nodiscard]] const std::string& uri() const noexcept { return uri_; }
+
+ private:
+  std::string uri_;
+};
+
+// A selection matched several tokens or keys where one is needed. Exit 2:
+// the caller must name one; `candidates` are URIs that each name one.
+class Ambiguous : public Error {
+ public:
+  // The message is `what` followed by one candidate per line.
+  Ambiguous(const std::string& what, std::vector<std::string> candidates);
+  [[nodiscard]] const std::vector<std::string>& candidates() const noexcept { return candidates_; }
+
+ private:
+  std::vector<std::string> candidates_;
+};
+
+// Why a login was refused or failed; the PIN state was read from the token.
+enum class PinProblem {
+  locked,         // refused: CKF_*_PIN_LOCKED, no C_Login sent
+  final_try,      // refused: CKF_*_PIN_FINAL_TRY without allow_final_try, no C_Login sent
+  to_be_changed,  // refused: CKF_*_PIN_TO_BE_CHANGED, the PIN must be changed first
+  not_initialized,// refused: the user PIN was never set (CKF_USER_PIN_INITIALIZED clear)
+  incorrect,      // C_Login answered CKR_PIN_INCORRECT; never sent again
+};
+
+// A login that was refused before sending the PIN, or failed because of it. Exit 3.
+class PinError : public Error {
+ public:
+  PinError(PinProblem problem, const std::string& message) : Error(message), problem_(problem) {}
+  [[nodiscard]] PinProblem problem() const noexcept { return problem_; }
+
+ private:
+  PinProblem problem_;
 };
 
 }  // namespace qscd::p11

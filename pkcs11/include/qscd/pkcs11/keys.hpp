@@ -1,0 +1,96 @@
+#pragma once
+// Key pairs on the token: generation through the function list (libp11 0.4
+// cannot generate EC keys nor set these attributes), reading the public half
+// as an OpenSSL EVP_PKEY, and signing.
+#include <openssl/evp.h>
+#include <p11-kit/pkcs11.h>
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "qscd/pkcs11/attributes.hpp"
+#include "qscd/pkcs11/login.hpp"
+#include "qscd/pkcs11/session.hpp"
+
+namespace qscd::p11 {
+
+struct KeyType {
+  enum class Algorithm { rsa, ec };
+  Algorithm algorithm = Algorithm::rsa;
+  CK_ULONG rsa_bits = 0;  // rsa: 2048, 3072 or 4096
+  int curve_nid = 0;      // ec: NID_X9_62_prime256v1 or NID_secp384r1
+
+  // The spelling parse_key_type accepts: "rsa:3072", "ec:p256".
+  [[nodiscard]] std::string name() const;
+};
+
+// "rsa:2048|rsa:3072|rsa:4096|ec:p256|ec:p384"; throws InvalidArgument saying
+// what is wrong (rsa:1024 is refused: too weak for a qualified certificate).
+KeyType parse_key_type(std::string_view text);
+
+// Hex (upper or lower case, optional ':' between bytes) to bytes, 1..64 bytes.
+// Throws InvalidArgument.
+Bytes parse_hex_id(std::string_view text);
+std::string to_hex(std::span<const unsigned char> bytes);
+
+struct KeyGenRequest {
+  KeyType type;
+  std::string label;
+  // Default: SHA-1 of the public key value (RSA modulus, EC point), as NSS does.
+  std::optional<Bytes> id;
+  bool always_authenticate = false;
+};
+
+struct KeyPair {
+  ObjectHandle private_key = CK_INVALID_HANDLE;
+  ObjectHandle public_key = CK_INVALID_HANDLE;
+  Bytes id;
+  std::string label;
+};
+
+// Generates the pair on the session's token (session read/write, user logged
+// in). Throws InvalidArgument when `id` is already used by an object on the
+// token (checked before generating), CallError when the token refuses.
+// On a failure after generation, the half-made pair is destroyed.
+KeyPair generate_key_pair(Session& session, const KeyGenRequest& request);
+
+// Every object on the token with this CKA_ID (any class visible to the session).
+std::vector<ObjectHandle> find_by_id(const Session& session, std::span<const unsigned char> id);
+
+struct KeyDescription {
+  CK_OBJECT_CLASS object_class = CKO_DATA;
+  CK_KEY_TYPE key_type = CKK_RSA;
+  Bytes id;
+  std::string label;
+  bool always_authenticate = false;  // CKA_ALWAYS_AUTHENTICATE, false when absent
+};
+KeyDescription describe_key(const Session& session, ObjectHandle key);
+
+// The public-key object with the same CKA_ID and key type as `private_key`.
+std::optional<ObjectHandle> find_public_key(const Session& session, ObjectHandle private_key);
+
+struct EvpPkeyDeleter {
+  void operator()(EVP_PKEY* key) const noexcept { EVP_PKEY_free(key); }
+};
+using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyDeleter>;
+
+// The public key of a pair as an OpenSSL key, from CKA_MODULUS/CKA_PUBLIC_EXPONENT
+// or CKA_EC_PARAMS/CKA_EC_POINT (a DER OCTET STRING-wrapped point is unwrapped).
+// `key` may be the private or the public half; for a private key the public
+// object with the same CKA_ID is read when the private one lacks the values.
+EvpPkeyPtr public_key(const Session& session, ObjectHandle key);
+
+// Signs `data` with `key`:
+//   CKM_SHA256_RSA_PKCS      data = the message (the token hashes)
+//   CKM_SHA256_RSA_PKCS_PSS  data = the message; SHA-256, MGF1-SHA-256, 32-byte salt
+//   CKM_ECDSA                data = the caller's digest; returns raw r||s
+// For a CKA_ALWAYS_AUTHENTICATE key, `context_pin` is sent with a
+// context-specific login (same anti-lockout rules); without it, InvalidArgument.
+Bytes sign(Session& session, ObjectHandle key, CK_MECHANISM_TYPE mechanism, std::span<const unsigned char> data,
+           std::optional<std::span<const unsigned char>> context_pin = std::nullopt,
+           const LoginOptions& login_options = {});
+
+}  // namespace qscd::p11

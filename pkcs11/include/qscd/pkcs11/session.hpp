@@ -1,0 +1,91 @@
+#pragma once
+// A session on one token (C_OpenSession .. C_Logout + C_CloseSession) and a
+// find operation (C_FindObjectsInit .. C_FindObjectsFinal), both move-only RAII.
+// Objects are plain CK_OBJECT_HANDLE values: they own nothing, and are only
+// meaningful while the session that found them is open.
+#include <p11-kit/pkcs11.h>
+
+#include <optional>
+#include <vector>
+
+#include "qscd/pkcs11/attributes.hpp"
+#include "qscd/pkcs11/error.hpp"
+#include "qscd/pkcs11/token.hpp"
+
+namespace qscd::p11 {
+
+class Module;
+
+using ObjectHandle = CK_OBJECT_HANDLE;
+
+class Session {
+ public:
+  enum class Access { read_only, read_write };
+
+  Session(const Module& module, CK_SLOT_ID slot, Access access);
+  // Logs out if this session logged in, then closes; never throws.
+  ~Session() noexcept;
+  Session(Session&& other) noexcept;
+  Session& operator=(Session&& other) noexcept;
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // The same as the destructor, but reports a failing C_CloseSession.
+  void close();
+
+  [[nodiscard]] CK_FUNCTION_LIST* functions() const noexcept { return functions_; }
+  [[nodiscard]] CK_SESSION_HANDLE handle() const noexcept { return handle_; }
+  [[nodiscard]] CK_SLOT_ID slot() const noexcept { return slot_; }
+  // Slot and token label, for CallErrors.
+  [[nodiscard]] const CallSite& site() const noexcept { return site_; }
+  // Read fresh every time: the flags change after a failed login.
+  [[nodiscard]] TokenInfo token_info() const;
+
+  // Set by the login functions (login.hpp) so that the destructor logs out.
+  void mark_logged_in(CK_USER_TYPE user) noexcept { logged_in_ = user; }
+  [[nodiscard]] std::optional<CK_USER_TYPE> logged_in() const noexcept { return logged_in_; }
+
+  // Every object matching `query` (all objects when it is empty).
+  [[nodiscard]] std::vector<ObjectHandle> find(const AttributeTemplate& query) const;
+  ObjectHandle create(const AttributeTemplate& object);
+  void destroy(ObjectHandle object);
+  void set_attributes(ObjectHandle object, const AttributeTemplate& values);
+  // One attribute; CKR_ATTRIBUTE_SENSITIVE and CKR_ATTRIBUTE_TYPE_INVALID are
+  // answers (Attribute::State), any other failure throws CallError.
+  [[nodiscard]] Attribute attribute(ObjectHandle object, CK_ATTRIBUTE_TYPE type) const;
+  // Convenience reads: nullopt when the attribute is absent or sensitive.
+  [[nodiscard]] std::optional<Bytes> bytes(ObjectHandle object, CK_ATTRIBUTE_TYPE type) const;
+  [[nodiscard]] std::optional<bool> flag(ObjectHandle object, CK_ATTRIBUTE_TYPE type) const;
+  [[nodiscard]] std::optional<CK_ULONG> ulong(ObjectHandle object, CK_ATTRIBUTE_TYPE type) const;
+
+ private:
+  void release() noexcept;
+
+  CK_FUNCTION_LIST* functions_ = nullptr;
+  CK_SESSION_HANDLE handle_ = CK_INVALID_HANDLE;
+  CK_SLOT_ID slot_ = 0;
+  CallSite site_;
+  std::optional<CK_USER_TYPE> logged_in_;
+};
+
+// One C_FindObjectsInit .. C_FindObjectsFinal; a session runs one at a time.
+class FindOperation {
+ public:
+  FindOperation(const Session& session, const AttributeTemplate& query);
+  ~FindOperation() noexcept;
+  FindOperation(FindOperation&& other) noexcept;
+  FindOperation& operator=(FindOperation&&) = delete;
+  FindOperation(const FindOperation&) = delete;
+  FindOperation& operator=(const FindOperation&) = delete;
+
+  // Up to `max` more handles; empty when the search is exhausted.
+  [[nodiscard]] std::vector<ObjectHandle> next(CK_ULONG max);
+  // C_FindObjectsFinal, reporting failure (the destructor swallows it).
+  void finish();
+
+ private:
+  const Session* session_;
+  bool active_ = false;
+};
+
+}  // namespace qscd::p11

@@ -1,0 +1,369 @@
+#include "qscd/pkcs11/keys.hpp"
+
+#include <openssl/asn1.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/obj_mac.h>
+#include <openssl/objects.h>
+#include <openssl/param_build.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include <cctype>
+
+#include "call.hpp"
+#include "qscd/pkcs11/error.hpp"
+
+namespace qscd::p11 {
+
+namespace {
+
+struct BnDeleter {
+  void operator()(BIGNUM* bn) const noexcept { BN_free(bn); }
+};
+struct ParamBldDeleter {
+  void operator()(OSSL_PARAM_BLD* bld) const noexcept { OSSL_PARAM_BLD_free(bld); }
+};
+struct ParamDeleter {
+  void operator()(OSSL_PARAM* params) const noexcept { OSSL_PARAM_free(params); }
+};
+struct PkeyCtxDeleter {
+  void operator()(EVP_PKEY_CTX* ctx) const noexcept { EVP_PKEY_CTX_free(ctx); }
+};
+struct Asn1ObjectDeleter {
+  void operator()(ASN1_OBJECT* object) const noexcept { ASN1_OBJECT_free(object); }
+};
+struct OctetStringDeleter {
+  void operator()(ASN1_OCTET_STRING* octets) const noexcept { ASN1_OCTET_STRING_free(octets); }
+};
+
+const char* curve_label(int nid) { return nid == NID_secp384r1 ? "p384" : "p256"; }
+
+}  // namespace
+
+std::string KeyType::name() const {
+  if (algorithm == Algorithm::rsa) return "rsa:" + std::to_string(rsa_bits);
+  return std::string("ec:") + curve_label(curve_nid);
+}
+
+KeyType parse_key_type(std::string_view text) {
+  const std::string quoted = "'" + std::string(text) + "'";
+  const char* allowed = "one of rsa:2048, rsa:3072, rsa:4096, ec:p256, ec:p384";
+  auto colon = text.find(':');
+  if (colon == std::string_view::npos) throw InvalidArgument(quoted + " is not a key type; use " + std::string(allowed));
+  std::string_view algorithm = text.substr(0, colon);
+  std::string_view size = text.substr(colon + 1);
+  KeyType type;
+  if (algorithm == "rsa") {
+    type.algorithm = KeyType::Algorithm::rsa;
+    if (size == "2048" || size == "3072" || size == "4096") {
+      type.rsa_bits = std::stoul(std::string(size));
+      return type;
+    }
+    throw InvalidArgument(quoted + ": RSA keys must be 2048, 3072 or 4096 bits (shorter keys are not accepted for "
+                                   "qualified certificates)");
+  }
+  if (algorithm == "ec") {
+    type.algorithm = KeyType::Algorithm::ec;
+    if (size == "p256") {
+      type.curve_nid = NID_X9_62_prime256v1;
+      return type;
+    }
+    if (size == "p384") {
+      type.curve_nid = NID_secp384r1;
+      return type;
+    }
+    throw InvalidArgument(quoted + ": EC curves are p256 and p384");
+  }
+  throw InvalidArgument(quoted + " is not a key type; use " + std::string(allowed));
+}
+
+Bytes parse_hex_id(std::string_view text) {
+  const std::string quoted = "'" + std::string(text) + "'";
+  std::string digits;
+  for (char c : text) {
+    if (c == ':') continue;
+    if (!std::isxdigit(static_cast<unsigned char>(c))) {
+      throw InvalidArgument(quoted + " is not hexadecimal (digits 0-9, a-f, optionally ':' between bytes)");
+    }
+    digits += c;
+  }
+  if (digits.empty() || digits.size() % 2 != 0) throw InvalidArgument(quoted + " must have an even number of hex digits");
+  if (digits.size() > 128) throw InvalidArgument(quoted + " is longer than 64 bytes");
+  Bytes bytes;
+  for (std::size_t i = 0; i < digits.size(); i += 2) {
+    bytes.push_back(static_cast<unsigned char>(std::stoul(digits.substr(i, 2), nullptr, 16)));
+  }
+  return bytes;
+}
+
+std::string to_hex(std::span<const unsigned char> bytes) {
+  static const char* const digits = "0123456789abcdef";
+  std::string text;
+  for (unsigned char byte : bytes) {
+    text += digits[byte >> 4];
+    text += digits[byte & 0x0f];
+  }
+  return text;
+}
+
+std::vector<ObjectHandle> find_by_id(const Session& session, std::span<const unsigned char> id) {
+  AttributeTemplate query;
+  query.id(id);
+  return session.find(query);
+}
+
+namespace {
+
+Bytes ec_params_der(int nid) {
+  ASN1_OBJECT* object = OBJ_nid2obj(nid);  // static table entry, not freed
+  int size = i2d_ASN1_OBJECT(object, nullptr);
+  if (size <= 0) throw Error("cannot encode the EC curve OID");
+  Bytes der(static_cast<std::size_t>(size));
+  unsigned char* out = der.data();
+  i2d_ASN1_OBJECT(object, &out);
+  return der;
+}
+
+// Bytes of the uncompressed point for a curve of `degree` bits.
+std::size_t uncompressed_point_size(int degree) { return 1 + 2 * ((static_cast<std::size_t>(degree) + 7) / 8); }
+
+int curve_nid_from_params(const Bytes& params) {
+  const unsigned char* in = params.data();
+  std::unique_ptr<ASN1_OBJECT, Asn1ObjectDeleter> object(d2i_ASN1_OBJECT(nullptr, &in, static_cast<long>(params.size())));
+  if (!object) throw Error("CKA_EC_PARAMS is not a named-curve OID");
+  int nid = OBJ_obj2nid(object.get());
+  if (nid == NID_undef) throw Error("CKA_EC_PARAMS names a curve OpenSSL does not know");
+  return nid;
+}
+
+// CKA_EC_POINT is a DER OCTET STRING per the standard, but some modules store
+// the raw point. A raw uncompressed point starts with 0x04 too, so accept the
+// unwrapped form only when it parses completely and has the curve's point size.
+Bytes ec_point_raw(const Bytes& stored, int nid) {
+  std::unique_ptr<EC_GROUP, decltype(&EC_GROUP_free)> group(EC_GROUP_new_by_curve_name(nid), EC_GROUP_free);
+  if (!group) throw Error("unknown EC curve");
+  std::size_t expected = uncompressed_point_size(EC_GROUP_get_degree(group.get()));
+  const unsigned char* in = stored.data();
+  std::unique_ptr<ASN1_OCTET_STRING, OctetStringDeleter> octets(
+      d2i_ASN1_OCTET_STRING(nullptr, &in, static_cast<long>(stored.size())));
+  if (octets && in == stored.data() + stored.size() &&
+      static_cast<std::size_t>(ASN1_STRING_length(octets.get())) == expected) {
+    const unsigned char* data = ASN1_STRING_get0_data(octets.get());
+    return Bytes(data, data + expected);
+  }
+  if (stored.size() == expected && stored[0] == 0x04) return stored;
+  throw Error("CKA_EC_POINT is neither a DER OCTET STRING nor a raw uncompressed point of the curve");
+}
+
+Bytes sha1(std::span<const unsigned char> data) {
+  Bytes digest(SHA_DIGEST_LENGTH);
+  SHA1(data.data(), data.size(), digest.data());
+  return digest;
+}
+
+Bytes required(const Session& session, ObjectHandle object, CK_ATTRIBUTE_TYPE type, const char* name) {
+  auto value = session.bytes(object, type);
+  if (!value || value->empty()) throw Error(std::string("the key has no readable ") + name);
+  return std::move(*value);
+}
+
+// The value NSS hashes into CKA_ID: the modulus for RSA, the raw EC point.
+Bytes public_value_for_id(const Session& session, ObjectHandle public_key, const KeyType& type) {
+  if (type.algorithm == KeyType::Algorithm::rsa) return required(session, public_key, CKA_MODULUS, "CKA_MODULUS");
+  return ec_point_raw(required(session, public_key, CKA_EC_POINT, "CKA_EC_POINT"), type.curve_nid);
+}
+
+}  // namespace
+
+KeyPair generate_key_pair(Session& session, const KeyGenRequest& request) {
+  if (request.id && !find_by_id(session, *request.id).empty()) {
+    throw InvalidArgument("id " + to_hex(*request.id) + " is already used by an object on token '" +
+                          session.site().token_label + "'");
+  }
+  // The default id is a hash of the public value, known only after generation:
+  // generate under a random temporary id (so the half-made pair never shares an
+  // id with anything), then set the final id on both halves.
+  Bytes temporary_id(20);
+  if (RAND_bytes(temporary_id.data(), static_cast<int>(temporary_id.size())) != 1) throw Error("RAND_bytes failed");
+  const Bytes& generation_id = request.id ? *request.id : temporary_id;
+
+  const bool rsa = request.type.algorithm == KeyType::Algorithm::rsa;
+  const CK_KEY_TYPE key_type = rsa ? CKK_RSA : CKK_EC;
+  const unsigned char exponent_65537[] = {0x01, 0x00, 0x01};
+
+  AttributeTemplate public_template;
+  public_template.object_class(CKO_PUBLIC_KEY)
+      .key_type(key_type)
+      .token(true)
+      .private_(false)
+      .verify(true)
+      .add_bool(CKA_VERIFY_RECOVER, false)
+      .encrypt(false)
+      .wrap(false)
+      .id(generation_id)
+      .label(request.label);
+  if (rsa) {
+    public_template.modulus_bits(request.type.rsa_bits).public_exponent(exponent_65537);
+  } else {
+    public_template.ec_params(ec_params_der(request.type.curve_nid));
+  }
+
+  AttributeTemplate private_template;
+  private_template.object_class(CKO_PRIVATE_KEY)
+      .key_type(key_type)
+      .token(true)
+      .private_(true)
+      .sensitive(true)
+      .extractable(false)
+      .sign(true)
+      .add_bool(CKA_SIGN_RECOVER, false)
+      .decrypt(false)
+      .unwrap(false)
+      .derive(false)
+      .id(generation_id)
+      .label(request.label);
+  if (request.always_authenticate) private_template.always_authenticate(true);
+
+  CK_MECHANISM mechanism{rsa ? CKM_RSA_PKCS_KEY_PAIR_GEN : CKM_EC_KEY_PAIR_GEN, nullptr, 0};
+  KeyPair pair;
+  pair.label = request.label;
+  QSCD_P11_CALL(session.functions(), session.site(), C_GenerateKeyPair, session.handle(), &mechanism,
+                public_template.data(), public_template.size(), private_template.data(), private_template.size(),
+                &pair.public_key, &pair.private_key);
+  try {
+    if (request.id) {
+      pair.id = *request.id;
+    } else {
+      pair.id = sha1(public_value_for_id(session, pair.public_key, request.type));
+      AttributeTemplate final_id;
+      final_id.id(pair.id);
+      session.set_attributes(pair.public_key, final_id);
+      session.set_attributes(pair.private_key, final_id);
+    }
+  } catch (...) {
+    // Best effort: a pair left under the temporary id is an orphan nobody can link.
+    if (session.functions()->C_DestroyObject != nullptr) {
+      session.functions()->C_DestroyObject(session.handle(), pair.private_key);
+      session.functions()->C_DestroyObject(session.handle(), pair.public_key);
+    }
+    throw;
+  }
+  return pair;
+}
+
+KeyDescription describe_key(const Session& session, ObjectHandle key) {
+  KeyDescription description;
+  description.object_class = session.ulong(key, CKA_CLASS).value_or(CKO_DATA);
+  description.key_type = session.ulong(key, CKA_KEY_TYPE).value_or(CK_UNAVAILABLE_INFORMATION);
+  description.id = session.bytes(key, CKA_ID).value_or(Bytes{});
+  Attribute label = session.attribute(key, CKA_LABEL);
+  if (label.present()) description.label = label.as_string();
+  description.always_authenticate = session.flag(key, CKA_ALWAYS_AUTHENTICATE).value_or(false);
+  return description;
+}
+
+std::optional<ObjectHandle> find_public_key(const Session& session, ObjectHandle private_key) {
+  KeyDescription description = describe_key(session, private_key);
+  AttributeTemplate query;
+  query.object_class(CKO_PUBLIC_KEY).key_type(description.key_type).id(description.id);
+  std::vector<ObjectHandle> found = session.find(query);
+  if (found.empty()) return std::nullopt;
+  return found.front();
+}
+
+namespace {
+
+EvpPkeyPtr from_params(const char* type, OSSL_PARAM_BLD* builder) {
+  std::unique_ptr<OSSL_PARAM, ParamDeleter> params(OSSL_PARAM_BLD_to_param(builder));
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxDeleter> ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+  EVP_PKEY* key = nullptr;
+  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) <= 0 ||
+      EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params.get()) <= 0) {
+    throw Error(std::string("OpenSSL refused the token's ") + type + " public key");
+  }
+  return EvpPkeyPtr(key);
+}
+
+EvpPkeyPtr rsa_public_key(const Session& session, ObjectHandle key) {
+  Bytes modulus = required(session, key, CKA_MODULUS, "CKA_MODULUS");
+  Bytes exponent = required(session, key, CKA_PUBLIC_EXPONENT, "CKA_PUBLIC_EXPONENT");
+  std::unique_ptr<BIGNUM, BnDeleter> n(BN_bin2bn(modulus.data(), static_cast<int>(modulus.size()), nullptr));
+  std::unique_ptr<BIGNUM, BnDeleter> e(BN_bin2bn(exponent.data(), static_cast<int>(exponent.size()), nullptr));
+  std::unique_ptr<OSSL_PARAM_BLD, ParamBldDeleter> builder(OSSL_PARAM_BLD_new());
+  if (!n || !e || !builder || !OSSL_PARAM_BLD_push_BN(builder.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) ||
+      !OSSL_PARAM_BLD_push_BN(builder.get(), OSSL_PKEY_PARAM_RSA_E, e.get())) {
+    throw Error("cannot build the RSA public key");
+  }
+  return from_params("RSA", builder.get());
+}
+
+EvpPkeyPtr ec_public_key(const Session& session, ObjectHandle key) {
+  int nid = curve_nid_from_params(required(session, key, CKA_EC_PARAMS, "CKA_EC_PARAMS"));
+  Bytes point = ec_point_raw(required(session, key, CKA_EC_POINT, "CKA_EC_POINT"), nid);
+  std::unique_ptr<OSSL_PARAM_BLD, ParamBldDeleter> builder(OSSL_PARAM_BLD_new());
+  if (!builder || !OSSL_PARAM_BLD_push_utf8_string(builder.get(), OSSL_PKEY_PARAM_GROUP_NAME, OBJ_nid2sn(nid), 0) ||
+      !OSSL_PARAM_BLD_push_octet_string(builder.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size())) {
+    throw Error("cannot build the EC public key");
+  }
+  return from_params("EC", builder.get());
+}
+
+}  // namespace
+
+EvpPkeyPtr public_key(const Session& session, ObjectHandle key) {
+  KeyDescription description = describe_key(session, key);
+  ObjectHandle source = key;
+  if (description.object_class == CKO_PRIVATE_KEY) {
+    // RSA private keys usually carry the modulus; EC private keys never carry the point.
+    bool has_values = description.key_type == CKK_RSA && session.attribute(key, CKA_MODULUS).present() &&
+                      session.attribute(key, CKA_PUBLIC_EXPONENT).present();
+    if (auto public_half = find_public_key(session, key)) {
+      source = *public_half;
+    } else if (!has_values) {
+      throw Error("no public key object with id " + to_hex(description.id) + " on token '" +
+                  session.site().token_label + "'");
+    }
+  } else if (description.object_class != CKO_PUBLIC_KEY) {
+    throw InvalidArgument("object is not a key");
+  }
+  if (description.key_type == CKK_RSA) return rsa_public_key(session, source);
+  if (description.key_type == CKK_EC) return ec_public_key(session, source);
+  throw Error("unsupported key type " + std::to_string(description.key_type));
+}
+
+Bytes sign(Session& session, ObjectHandle key, CK_MECHANISM_TYPE mechanism_type, std::span<const unsigned char> data,
+           std::optional<std::span<const unsigned char>> context_pin, const LoginOptions& login_options) {
+  CK_RSA_PKCS_PSS_PARAMS pss{CKM_SHA256, CKG_MGF1_SHA256, 32};
+  CK_MECHANISM mechanism{mechanism_type, nullptr, 0};
+  switch (mechanism_type) {
+    case CKM_SHA256_RSA_PKCS:
+    case CKM_ECDSA:
+      break;
+    case CKM_SHA256_RSA_PKCS_PSS:
+      mechanism.pParameter = &pss;
+      mechanism.ulParameterLen = sizeof pss;
+      break;
+    default:
+      throw InvalidArgument("signing mechanism " + std::to_string(mechanism_type) +
+                            " is not one of CKM_SHA256_RSA_PKCS, CKM_SHA256_RSA_PKCS_PSS, CKM_ECDSA");
+  }
+  bool always_authenticate = session.flag(key, CKA_ALWAYS_AUTHENTICATE).value_or(false);
+  if (always_authenticate && !context_pin) {
+    throw InvalidArgument("the key has CKA_ALWAYS_AUTHENTICATE: it needs the PIN again for every signature");
+  }
+  QSCD_P11_CALL(session.functions(), session.site(), C_SignInit, session.handle(), &mechanism, key);
+  if (always_authenticate) login_context_specific(session, *context_pin, login_options);
+  CK_BYTE_PTR input = const_cast<CK_BYTE_PTR>(data.data());
+  CK_ULONG size = 0;
+  QSCD_P11_CALL(session.functions(), session.site(), C_Sign, session.handle(), input,
+                static_cast<CK_ULONG>(data.size()), nullptr, &size);
+  Bytes signature(size);
+  QSCD_P11_CALL(session.functions(), session.site(), C_Sign, session.handle(), input,
+                static_cast<CK_ULONG>(data.size()), signature.data(), &size);
+  signature.resize(size);
+  return signature;
+}
+
+}  // namespace qscd::p11

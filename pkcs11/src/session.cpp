@@ -1,0 +1,156 @@
+#include "qscd/pkcs11/session.hpp"
+
+#include <utility>
+
+#include "call.hpp"
+#include "qscd/pkcs11/module.hpp"
+
+namespace qscd::p11 {
+
+namespace {
+
+CK_ATTRIBUTE* mutable_attributes(const AttributeTemplate& query) {
+  // The C API takes non-const templates for reads it never writes through.
+  return const_cast<CK_ATTRIBUTE*>(query.attributes().data());
+}
+
+}  // namespace
+
+Session::Session(const Module& module, CK_SLOT_ID slot, Access access)
+    : functions_(module.functions()), slot_(slot), site_{slot, {}} {
+  site_.token_label = read_token_info(functions_, slot).label;
+  CK_FLAGS flags = CKF_SERIAL_SESSION | (access == Access::read_write ? CKF_RW_SESSION : 0);
+  QSCD_P11_CALL(functions_, site_, C_OpenSession, slot, flags, nullptr, nullptr, &handle_);
+}
+
+void Session::release() noexcept {
+  if (functions_ == nullptr || handle_ == CK_INVALID_HANDLE) return;
+  if (logged_in_ && functions_->C_Logout != nullptr) functions_->C_Logout(handle_);
+  if (functions_->C_CloseSession != nullptr) functions_->C_CloseSession(handle_);
+  handle_ = CK_INVALID_HANDLE;
+  logged_in_.reset();
+}
+
+Session::~Session() noexcept { release(); }
+
+void Session::close() {
+  if (functions_ == nullptr || handle_ == CK_INVALID_HANDLE) return;
+  CK_SESSION_HANDLE handle = std::exchange(handle_, CK_INVALID_HANDLE);
+  bool was_logged_in = logged_in_.has_value();
+  logged_in_.reset();
+  // Logout failing (e.g. the token is gone) must not keep the session open.
+  CK_RV logout = was_logged_in ? QSCD_P11_CALL_RAW(functions_, site_, C_Logout, handle) : CKR_OK;
+  QSCD_P11_CALL(functions_, site_, C_CloseSession, handle);
+  if (logout != CKR_OK && logout != CKR_USER_NOT_LOGGED_IN) throw CallError(logout, "C_Logout", site_);
+}
+
+Session::Session(Session&& other) noexcept
+    : functions_(other.functions_),
+      handle_(std::exchange(other.handle_, CK_INVALID_HANDLE)),
+      slot_(other.slot_),
+      site_(std::move(other.site_)),
+      logged_in_(std::exchange(other.logged_in_, std::nullopt)) {}
+
+Session& Session::operator=(Session&& other) noexcept {
+  if (this != &other) {
+    release();
+    functions_ = other.functions_;
+    handle_ = std::exchange(other.handle_, CK_INVALID_HANDLE);
+    slot_ = other.slot_;
+    site_ = std::move(other.site_);
+    logged_in_ = std::exchange(other.logged_in_, std::nullopt);
+  }
+  return *this;
+}
+
+TokenInfo Session::token_info() const { return read_token_info(functions_, slot_); }
+
+std::vector<ObjectHandle> Session::find(const AttributeTemplate& query) const {
+  FindOperation operation(*this, query);
+  std::vector<ObjectHandle> all;
+  for (;;) {
+    auto batch = operation.next(64);
+    if (batch.empty()) break;
+    all.insert(all.end(), batch.begin(), batch.end());
+  }
+  operation.finish();
+  return all;
+}
+
+ObjectHandle Session::create(const AttributeTemplate& object) {
+  ObjectHandle handle = CK_INVALID_HANDLE;
+  QSCD_P11_CALL(functions_, site_, C_CreateObject, handle_, mutable_attributes(object), object.size(), &handle);
+  return handle;
+}
+
+void Session::destroy(ObjectHandle object) { QSCD_P11_CALL(functions_, site_, C_DestroyObject, handle_, object); }
+
+void Session::set_attributes(ObjectHandle object, const AttributeTemplate& values) {
+  QSCD_P11_CALL(functions_, site_, C_SetAttributeValue, handle_, object, mutable_attributes(values), values.size());
+}
+
+Attribute Session::attribute(ObjectHandle object, CK_ATTRIBUTE_TYPE type) const {
+  CK_ATTRIBUTE probe{type, nullptr, 0};
+  CK_RV rv = QSCD_P11_CALL_RAW(functions_, site_, C_GetAttributeValue, handle_, object, &probe, 1UL);
+  if (rv == CKR_ATTRIBUTE_SENSITIVE) return {Attribute::State::sensitive, {}};
+  if (rv == CKR_ATTRIBUTE_TYPE_INVALID) return {Attribute::State::absent, {}};
+  if (rv != CKR_OK) throw CallError(rv, "C_GetAttributeValue", site_);
+  // Some modules answer OK with CK_UNAVAILABLE_INFORMATION instead of an error.
+  if (probe.ulValueLen == CK_UNAVAILABLE_INFORMATION) return {Attribute::State::sensitive, {}};
+  Attribute result{Attribute::State::present, Bytes(probe.ulValueLen)};
+  if (probe.ulValueLen == 0) return result;
+  probe.pValue = result.value.data();
+  QSCD_P11_CALL(functions_, site_, C_GetAttributeValue, handle_, object, &probe, 1UL);
+  result.value.resize(probe.ulValueLen);
+  return result;
+}
+
+std::optional<Bytes> Session::bytes(ObjectHandle object, CK_ATTRIBUTE_TYPE type) const {
+  Attribute read = attribute(object, type);
+  if (!read.present()) return std::nullopt;
+  return std::move(read.value);
+}
+
+std::optional<bool> Session::flag(ObjectHandle object, CK_ATTRIBUTE_TYPE type) const {
+  Attribute read = attribute(object, type);
+  if (!read.present()) return std::nullopt;
+  return read.as_bool();
+}
+
+std::optional<CK_ULONG> Session::ulong(ObjectHandle object, CK_ATTRIBUTE_TYPE type) const {
+  Attribute read = attribute(object, type);
+  if (!read.present()) return std::nullopt;
+  return read.as_ulong();
+}
+
+FindOperation::FindOperation(const Session& session, const AttributeTemplate& query) : session_(&session) {
+  QSCD_P11_CALL(session.functions(), session.site(), C_FindObjectsInit, session.handle(), mutable_attributes(query),
+                query.size());
+  active_ = true;
+}
+
+FindOperation::~FindOperation() noexcept {
+  if (active_ && session_->functions()->C_FindObjectsFinal != nullptr) {
+    session_->functions()->C_FindObjectsFinal(session_->handle());
+  }
+}
+
+FindOperation::FindOperation(FindOperation&& other) noexcept
+    : session_(other.session_), active_(std::exchange(other.active_, false)) {}
+
+std::vector<ObjectHandle> FindOperation::next(CK_ULONG max) {
+  std::vector<ObjectHandle> handles(max);
+  CK_ULONG count = 0;
+  QSCD_P11_CALL(session_->functions(), session_->site(), C_FindObjects, session_->handle(), handles.data(), max,
+                &count);
+  handles.resize(count);
+  return handles;
+}
+
+void FindOperation::finish() {
+  if (!active_) return;
+  active_ = false;
+  QSCD_P11_CALL(session_->functions(), session_->site(), C_FindObjectsFinal, session_->handle());
+}
+
+}  // namespace qscd::p11

@@ -1,0 +1,168 @@
+// A fault-injecting PKCS#11 module for tests: a layer over a real module, not a
+// mock. Every call is forwarded to the module named by QSCD_SHIM_TARGET
+// (default SoftHSM2). Controlled by the environment, read at each call:
+//   QSCD_SHIM_COUNT_FILE=path          append one line per call ("C_Login")
+//   QSCD_SHIM_FAIL=C_Sign:CKR_DEVICE_REMOVED[,C_X:CKR_Y]
+//                                      answer that CKR without calling the module
+//   QSCD_SHIM_TOKEN_FLAGS_OR=CKF_USER_PIN_LOCKED|CKF_USER_PIN_FINAL_TRY|0x...
+//                                      ORed into CK_TOKEN_INFO.flags
+#include <dlfcn.h>
+#include <p11-kit/pkcs11.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "qscd/pkcs11/error.hpp"
+
+namespace {
+
+std::mutex g_mutex;
+CK_FUNCTION_LIST* g_target = nullptr;
+
+CK_FUNCTION_LIST* target() {
+  std::lock_guard lock(g_mutex);
+  if (g_target != nullptr) return g_target;
+  const char* path = std::getenv("QSCD_SHIM_TARGET");
+  if (path == nullptr || *path == '\0') path = "/usr/lib/softhsm/libsofthsm2.so";
+  // Never dlclosed: the target lives as long as the process, like the shim.
+  void* handle = ::dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) return nullptr;
+  auto get = reinterpret_cast<CK_C_GetFunctionList>(::dlsym(handle, "C_GetFunctionList"));
+  if (get == nullptr || get(&g_target) != CKR_OK) g_target = nullptr;
+  return g_target;
+}
+
+void count(const char* name) {
+  const char* path = std::getenv("QSCD_SHIM_COUNT_FILE");
+  if (path == nullptr || *path == '\0') return;
+  std::lock_guard lock(g_mutex);
+  if (std::FILE* file = std::fopen(path, "a")) {
+    std::fprintf(file, "%s\n", name);
+    std::fclose(file);
+  }
+}
+
+// The CKR QSCD_SHIM_FAIL assigns to `name`, if any.
+std::optional<CK_RV> injected_failure(std::string_view name) {
+  const char* spec = std::getenv("QSCD_SHIM_FAIL");
+  if (spec == nullptr) return std::nullopt;
+  std::string_view rest(spec);
+  while (!rest.empty()) {
+    auto comma = rest.find(',');
+    std::string_view entry = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    auto colon = entry.find(':');
+    if (colon == std::string_view::npos || entry.substr(0, colon) != name) continue;
+    if (auto rv = qscd::p11::rv_from_name(entry.substr(colon + 1))) return rv;
+    return CKR_GENERAL_ERROR;
+  }
+  return std::nullopt;
+}
+
+CK_FLAGS extra_token_flags() {
+  const char* spec = std::getenv("QSCD_SHIM_TOKEN_FLAGS_OR");
+  if (spec == nullptr) return 0;
+  static constexpr struct {
+    const char* name;
+    CK_FLAGS flag;
+  } names[] = {
+      {"CKF_USER_PIN_COUNT_LOW", CKF_USER_PIN_COUNT_LOW}, {"CKF_USER_PIN_FINAL_TRY", CKF_USER_PIN_FINAL_TRY},
+      {"CKF_USER_PIN_LOCKED", CKF_USER_PIN_LOCKED},       {"CKF_USER_PIN_TO_BE_CHANGED", CKF_USER_PIN_TO_BE_CHANGED},
+      {"CKF_SO_PIN_COUNT_LOW", CKF_SO_PIN_COUNT_LOW},     {"CKF_SO_PIN_FINAL_TRY", CKF_SO_PIN_FINAL_TRY},
+      {"CKF_SO_PIN_LOCKED", CKF_SO_PIN_LOCKED},           {"CKF_SO_PIN_TO_BE_CHANGED", CKF_SO_PIN_TO_BE_CHANGED},
+  };
+  CK_FLAGS flags = 0;
+  std::string_view rest(spec);
+  while (!rest.empty()) {
+    auto bar = rest.find('|');
+    std::string_view entry = rest.substr(0, bar);
+    rest = bar == std::string_view::npos ? std::string_view{} : rest.substr(bar + 1);
+    bool known = false;
+    for (const auto& [name, flag] : names) {
+      if (entry == name) {
+        flags |= flag;
+        known = true;
+      }
+    }
+    if (!known) flags |= std::strtoul(std::string(entry).c_str(), nullptr, 0);
+  }
+  return flags;
+}
+
+// One forwarding function per member of CK_FUNCTION_LIST, generated from the
+// member's own type so the signatures can never drift from pkcs11.h.
+template <typename Pointer>
+struct Forward;
+
+template <typename... Args>
+struct Forward<CK_RV (*)(Args...)> {
+  template <auto Member, const char* Name>
+  static CK_RV call(Args... args) {
+    count(Name);
+    if (auto rv = injected_failure(Name)) return *rv;
+    CK_FUNCTION_LIST* real = target();
+    if (real == nullptr) return CKR_GENERAL_ERROR;
+    if (real->*Member == nullptr) return CKR_FUNCTION_NOT_SUPPORTED;
+    return (real->*Member)(args...);
+  }
+};
+
+#define QSCD_SHIM_FUNCTIONS(X)                                                                                   \
+  X(C_Initialize) X(C_Finalize) X(C_GetInfo) X(C_GetSlotList) X(C_GetSlotInfo) X(C_GetTokenInfo)                  \
+  X(C_GetMechanismList) X(C_GetMechanismInfo) X(C_InitToken) X(C_InitPIN) X(C_SetPIN) X(C_OpenSession)           \
+  X(C_CloseSession) X(C_CloseAllSessions) X(C_GetSessionInfo) X(C_GetOperationState) X(C_SetOperationState)      \
+  X(C_Login) X(C_Logout) X(C_CreateObject) X(C_CopyObject) X(C_DestroyObject) X(C_GetObjectSize)                 \
+  X(C_GetAttributeValue) X(C_SetAttributeValue) X(C_FindObjectsInit) X(C_FindObjects) X(C_FindObjectsFinal)      \
+  X(C_EncryptInit) X(C_Encrypt) X(C_EncryptUpdate) X(C_EncryptFinal) X(C_DecryptInit) X(C_Decrypt)               \
+  X(C_DecryptUpdate) X(C_DecryptFinal) X(C_DigestInit) X(C_Digest) X(C_DigestUpdate) X(C_DigestKey)              \
+  X(C_DigestFinal) X(C_SignInit) X(C_Sign) X(C_SignUpdate) X(C_SignFinal) X(C_SignRecoverInit) X(C_SignRecover)  \
+  X(C_VerifyInit) X(C_Verify) X(C_VerifyUpdate) X(C_VerifyFinal) X(C_VerifyRecoverInit) X(C_VerifyRecover)       \
+  X(C_DigestEncryptUpdate) X(C_DecryptDigestUpdate) X(C_SignEncryptUpdate) X(C_DecryptVerifyUpdate)              \
+  X(C_GenerateKey) X(C_GenerateKeyPair) X(C_WrapKey) X(C_UnwrapKey) X(C_DeriveKey) X(C_SeedRandom)               \
+  X(C_GenerateRandom) X(C_GetFunctionStatus) X(C_CancelFunction) X(C_WaitForSlotEvent)
+
+#define QSCD_SHIM_NAME(name) constexpr char name_##name[] = #name;
+QSCD_SHIM_FUNCTIONS(QSCD_SHIM_NAME)
+#undef QSCD_SHIM_NAME
+
+constexpr char name_C_GetFunctionList[] = "C_GetFunctionList";
+
+CK_RV get_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO* info) {
+  CK_RV rv = Forward<CK_C_GetTokenInfo>::call<&CK_FUNCTION_LIST::C_GetTokenInfo, name_C_GetTokenInfo>(slot, info);
+  if (rv == CKR_OK && info != nullptr) info->flags |= extra_token_flags();
+  return rv;
+}
+
+CK_RV get_function_list(CK_FUNCTION_LIST** list);
+
+CK_FUNCTION_LIST make_list() {
+  CK_FUNCTION_LIST list{};
+  list.version = {2, 40};
+#define QSCD_SHIM_SET(name) \
+  list.name = &Forward<decltype(CK_FUNCTION_LIST::name)>::call<&CK_FUNCTION_LIST::name, name_##name>;
+  QSCD_SHIM_FUNCTIONS(QSCD_SHIM_SET)
+#undef QSCD_SHIM_SET
+  list.C_GetTokenInfo = &get_token_info;
+  list.C_GetFunctionList = &get_function_list;
+  return list;
+}
+
+CK_FUNCTION_LIST g_list = make_list();
+
+CK_RV get_function_list(CK_FUNCTION_LIST** list) {
+  count(name_C_GetFunctionList);
+  if (list == nullptr) return CKR_ARGUMENTS_BAD;
+  *list = &g_list;
+  return CKR_OK;
+}
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) CK_RV C_GetFunctionList(CK_FUNCTION_LIST** list) {
+  return get_function_list(list);
+}

@@ -1,0 +1,355 @@
+// The token layer against a real SoftHSM2 token: one token folder and one
+// Module per test case (SoftHSM2 re-reads SOFTHSM2_CONF on every C_Initialize).
+#include <doctest/doctest.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/sha.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "process.hpp"
+#include "qscd/pkcs11/admin.hpp"
+#include "qscd/pkcs11/error.hpp"
+#include "qscd/pkcs11/keys.hpp"
+#include "qscd/pkcs11/login.hpp"
+#include "qscd/pkcs11/module.hpp"
+#include "qscd/pkcs11/session.hpp"
+#include "qscd/pkcs11/token.hpp"
+#include "qscd/pkcs11/uri.hpp"
+#include "softhsm.hpp"
+
+using namespace qscd::p11;
+using qscd::test::SoftHsm;
+using qscd::test::softhsm_module;
+
+namespace {
+
+std::span<const unsigned char> pin(const char* text) {
+  return {reinterpret_cast<const unsigned char*>(text), std::strlen(text)};
+}
+
+Session logged_in(const Module& module, const TokenInfo& token, const char* user_pin = "123456") {
+  Session session(module, token.slot, Session::Access::read_write);
+  login(session, CKU_USER, pin(user_pin));
+  return session;
+}
+
+std::string shim_path() {
+  const char* path = std::getenv("QSCD_P11SHIM");
+  REQUIRE(path != nullptr);
+  return path;
+}
+
+int count_lines(const std::string& text, const std::string& line) {
+  int n = 0;
+  std::size_t at = 0;
+  std::string needle = line + "\n";
+  while ((at = text.find(needle, at)) != std::string::npos) {
+    if (at == 0 || text[at - 1] == '\n') ++n;
+    at += needle.size();
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("a Module per test case: SoftHSM2 reads the new config on every C_Initialize") {
+  {
+    SoftHsm hsm;
+    hsm.add_token("first");
+    Module module(softhsm_module);
+    CHECK(select_token(module, std::nullopt).label == "first");
+  }
+  {
+    SoftHsm hsm;
+    hsm.add_token("second");
+    Module module(softhsm_module);
+    CHECK(select_token(module, std::nullopt).label == "second");
+  }
+}
+
+TEST_CASE("token info: trimmed strings and the PIN state") {
+  SoftHsm hsm;
+  hsm.add_token("info");
+  Module module(softhsm_module);
+  TokenInfo token = select_token(module, "pkcs11:token=info");
+  CHECK(token.label == "info");
+  CHECK(token.manufacturer == "SoftHSM project");
+  CHECK(token.model == "SoftHSM v2");
+  CHECK(token.serial.size() == 16);
+  CHECK(token.initialized);
+  CHECK(token.user_pin_initialized);
+  CHECK(token.user.ok());
+}
+
+TEST_CASE("every key type: generated on the token with the attributes of the contract") {
+  SoftHsm hsm;
+  hsm.add_token("keys");
+  Module module(softhsm_module);
+  TokenInfo token = select_token(module, std::nullopt);
+  Session session = logged_in(module, token);
+  for (const char* type_name : {"rsa:2048", "rsa:3072", "rsa:4096", "ec:p256", "ec:p384"}) {
+    CAPTURE(type_name);
+    KeyType type = parse_key_type(type_name);
+    KeyPair pair = generate_key_pair(session, {type, std::string("key ") + type_name, std::nullopt, false});
+    ObjectHandle priv = pair.private_key;
+    ObjectHandle pub = pair.public_key;
+
+    for (auto [attribute, expected] : std::initializer_list<std::pair<CK_ATTRIBUTE_TYPE, bool>>{
+             {CKA_TOKEN, true}, {CKA_PRIVATE, true}, {CKA_SENSITIVE, true}, {CKA_EXTRACTABLE, false},
+             {CKA_SIGN, true}, {CKA_DECRYPT, false}, {CKA_UNWRAP, false}, {CKA_DERIVE, false},
+             {CKA_NEVER_EXTRACTABLE, true}, {CKA_ALWAYS_SENSITIVE, true}, {CKA_LOCAL, true}}) {
+      CAPTURE(attribute);
+      CHECK(session.flag(priv, attribute) == expected);
+    }
+    CHECK(session.flag(pub, CKA_VERIFY) == true);
+    CHECK(session.flag(pub, CKA_ENCRYPT) == false);
+    CHECK(session.flag(pub, CKA_WRAP) == false);
+    CHECK(session.flag(pub, CKA_TOKEN) == true);
+
+    // Sensitive values cannot be read back.
+    CHECK(session.attribute(priv, CKA_VALUE).state != Attribute::State::present);
+    CHECK(session.attribute(priv, CKA_PRIVATE_EXPONENT).state != Attribute::State::present);
+    if (type.algorithm == KeyType::Algorithm::rsa) {
+      CHECK(session.attribute(priv, CKA_PRIVATE_EXPONENT).sensitive());
+      CHECK(session.ulong(pub, CKA_MODULUS_BITS) == type.rsa_bits);
+      CHECK(session.bytes(pub, CKA_PUBLIC_EXPONENT) == Bytes{0x01, 0x00, 0x01});
+    } else {
+      CHECK(session.attribute(priv, CKA_VALUE).sensitive());
+    }
+
+    // Same id and label on both; the id is the SHA-1 of the public value, as NSS.
+    KeyDescription d_priv = describe_key(session, priv);
+    KeyDescription d_pub = describe_key(session, pub);
+    CHECK(d_priv.id == pair.id);
+    CHECK(d_pub.id == pair.id);
+    CHECK(d_priv.label == std::string("key ") + type_name);
+    CHECK(d_pub.label == d_priv.label);
+    CHECK_FALSE(d_priv.always_authenticate);
+
+    EvpPkeyPtr key = public_key(session, priv);
+    REQUIRE(key);
+    if (type.algorithm == KeyType::Algorithm::rsa) {
+      CHECK(EVP_PKEY_get_bits(key.get()) == static_cast<int>(type.rsa_bits));
+      Bytes modulus = *session.bytes(pub, CKA_MODULUS);
+      Bytes expected(SHA_DIGEST_LENGTH);
+      SHA1(modulus.data(), modulus.size(), expected.data());
+      CHECK(pair.id == expected);
+    } else {
+      CHECK(EVP_PKEY_get_bits(key.get()) == (type.curve_nid == NID_secp384r1 ? 384 : 256));
+      unsigned char point[200];
+      std::size_t point_size = 0;
+      REQUIRE(EVP_PKEY_get_octet_string_param(key.get(), "pub", point, sizeof point, &point_size) == 1);
+      Bytes expected(SHA_DIGEST_LENGTH);
+      SHA1(point, point_size, expected.data());
+      CHECK(pair.id == expected);
+    }
+  }
+}
+
+TEST_CASE("sign with every mechanism and verify with OpenSSL from the public key read back") {
+  SoftHsm hsm;
+  hsm.add_token("sign");
+  Module module(softhsm_module);
+  TokenInfo token = select_token(module, std::nullopt);
+  Session session = logged_in(module, token);
+  const unsigned char message[] = "to be signed";
+  std::span<const unsigned char> data(message, sizeof message - 1);
+
+  KeyPair rsa = generate_key_pair(session, {parse_key_type("rsa:2048"), "rsa", std::nullopt, false});
+  EvpPkeyPtr rsa_public = public_key(session, rsa.public_key);
+  for (CK_MECHANISM_TYPE mechanism : {CKM_SHA256_RSA_PKCS, CKM_SHA256_RSA_PKCS_PSS}) {
+    Bytes signature = sign(session, rsa.private_key, mechanism, data);
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    EVP_PKEY_CTX* pctx = nullptr;
+    REQUIRE(EVP_DigestVerifyInit(ctx.get(), &pctx, EVP_sha256(), nullptr, rsa_public.get()) == 1);
+    if (mechanism == CKM_SHA256_RSA_PKCS_PSS) {
+      EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);
+      EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32);
+    }
+    CHECK(EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), data.data(), data.size()) == 1);
+  }
+
+  KeyPair ec = generate_key_pair(session, {parse_key_type("ec:p256"), "ec", std::nullopt, false});
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(data.data(), data.size(), digest);
+  Bytes raw = sign(session, ec.private_key, CKM_ECDSA, digest);
+  CHECK(raw.size() == 64);  // r||s, as the token returns it
+  CHECK_THROWS_AS(sign(session, ec.private_key, CKM_RSA_PKCS, digest), InvalidArgument);
+}
+
+TEST_CASE("always-authenticate keys sign only with a context-specific PIN") {
+  SoftHsm hsm;
+  hsm.add_token("aa");
+  Module module(softhsm_module);
+  Session session = logged_in(module, select_token(module, std::nullopt));
+  KeyPair pair = generate_key_pair(session, {parse_key_type("ec:p256"), "aa", parse_hex_id("aa01"), true});
+  CHECK(pair.id == Bytes{0xaa, 0x01});
+  CHECK(describe_key(session, pair.private_key).always_authenticate);
+  unsigned char digest[32] = {1};
+  CHECK_THROWS_WITH_AS(sign(session, pair.private_key, CKM_ECDSA, digest), doctest::Contains("CKA_ALWAYS_AUTHENTICATE"),
+                       InvalidArgument);
+  CHECK(sign(session, pair.private_key, CKM_ECDSA, digest, pin("123456")).size() == 64);
+}
+
+TEST_CASE("an id already on the token is refused before generating") {
+  SoftHsm hsm;
+  hsm.add_token("dup");
+  Module module(softhsm_module);
+  Session session = logged_in(module, select_token(module, std::nullopt));
+  generate_key_pair(session, {parse_key_type("ec:p256"), "one", parse_hex_id("01"), false});
+  std::size_t before = session.find(AttributeTemplate{}).size();
+  CHECK_THROWS_WITH_AS(generate_key_pair(session, {parse_key_type("ec:p256"), "two", parse_hex_id("01"), false}),
+                       doctest::Contains("id 01 is already used"), InvalidArgument);
+  CHECK(session.find(AttributeTemplate{}).size() == before);
+}
+
+TEST_CASE("objects: create, find, set, destroy") {
+  SoftHsm hsm;
+  hsm.add_token("objects");
+  Module module(softhsm_module);
+  Session session = logged_in(module, select_token(module, std::nullopt));
+  const unsigned char payload[] = {1, 2, 3};
+  AttributeTemplate data;
+  data.object_class(CKO_DATA).token(true).private_(false).label("note").value(payload);
+  ObjectHandle object = session.create(data);
+  AttributeTemplate query;
+  query.object_class(CKO_DATA).label("note");
+  CHECK(session.find(query) == std::vector<ObjectHandle>{object});
+  AttributeTemplate relabel;
+  relabel.label("renamed");
+  session.set_attributes(object, relabel);
+  CHECK(session.attribute(object, CKA_LABEL).as_string() == "renamed");
+  CHECK(session.bytes(object, CKA_VALUE) == Bytes{1, 2, 3});
+  CHECK(session.attribute(object, CKA_MODULUS).state == Attribute::State::absent);
+  session.destroy(object);
+  CHECK(session.find(AttributeTemplate{}).empty());
+}
+
+TEST_CASE("URI selection: token label, serial, slot; key id and object label; missing and ambiguous") {
+  SoftHsm hsm;
+  hsm.add_token("alpha");
+  hsm.add_token("beta");
+  Module module(softhsm_module);
+  TokenInfo alpha = select_token(module, "pkcs11:token=alpha");
+  CHECK(alpha.label == "alpha");
+  CHECK(select_token(module, "pkcs11:serial=" + alpha.serial).slot == alpha.slot);
+  CHECK(select_token(module, "pkcs11:slot-id=" + std::to_string(alpha.slot)).label == "alpha");
+  CHECK(select_token(module, token_uri(alpha)).slot == alpha.slot);
+  CHECK_THROWS_WITH_AS(select_token(module, "pkcs11:token=gamma"), "no token matches pkcs11:token=gamma", NotFound);
+  CHECK_THROWS_WITH_AS(select_token(module, std::nullopt), doctest::Contains("2 tokens are present; name one with --token"),
+                       Ambiguous);
+  try {
+    (void)select_token(module, "pkcs11:model=SoftHSM%20v2");
+    FAIL("expected Ambiguous");
+  } catch (const Ambiguous& e) {
+    CHECK(e.candidates().size() == 2);
+    CHECK(std::string(e.what()).find("token=alpha") != std::string::npos);
+    CHECK(std::string(e.what()).find("token=beta") != std::string::npos);
+  }
+  // The blank slot SoftHSM2 always offers is what `token init` picks by default.
+  CHECK_FALSE(select_token(module, std::nullopt, TokenScope::uninitialized).initialized);
+
+  Session session = logged_in(module, alpha);
+  generate_key_pair(session, {parse_key_type("ec:p256"), "seal", parse_hex_id("01"), false});
+  KeyPair other = generate_key_pair(session, {parse_key_type("ec:p256"), "seal", parse_hex_id("02"), false});
+  generate_key_pair(session, {parse_key_type("ec:p256"), "tls", parse_hex_id("03"), false});
+  CHECK(select_object(session, Uri::parse("pkcs11:token=alpha;id=%02"), CKO_PRIVATE_KEY) == other.private_key);
+  CHECK(select_object(session, Uri::parse("pkcs11:object=seal;id=%02"), CKO_PUBLIC_KEY) == other.public_key);
+  CHECK(describe_key(session, select_object(session, Uri::parse("pkcs11:object=tls"), CKO_PRIVATE_KEY)).id ==
+        Bytes{0x03});
+  CHECK_THROWS_WITH_AS(select_object(session, Uri::parse("pkcs11:id=%09"), CKO_PRIVATE_KEY),
+                       "no private key on token 'alpha' matches pkcs11:id=%09", NotFound);
+  CHECK_THROWS_WITH_AS(select_object(session, Uri::parse("pkcs11:object=seal"), CKO_PRIVATE_KEY),
+                       doctest::Contains("matches 2 private keys"), Ambiguous);
+}
+
+TEST_CASE("login: a wrong PIN is sent once and reported with the PIN state read afterwards") {
+  SoftHsm hsm;
+  hsm.add_token("pin");
+  std::string counts = (hsm.dir() / "calls").string();
+  ::setenv("QSCD_SHIM_COUNT_FILE", counts.c_str(), 1);
+  {
+    Module module(shim_path());
+    Session session(module, select_token(module, std::nullopt).slot, Session::Access::read_only);
+    CHECK_THROWS_WITH_AS(login(session, CKU_USER, pin("000000")),
+                         doctest::Contains("user PIN is wrong; PIN state now: count low. The PIN was not retried"), PinError);
+    CHECK_FALSE(session.logged_in().has_value());
+  }
+  ::unsetenv("QSCD_SHIM_COUNT_FILE");
+  CHECK(count_lines(qscd::test::slurp(counts), "C_Login") == 1);
+}
+
+TEST_CASE("login: locked and final-try PINs are refused without any C_Login") {
+  SoftHsm hsm;
+  hsm.add_token("locked");
+  std::string counts = (hsm.dir() / "calls").string();
+  ::setenv("QSCD_SHIM_COUNT_FILE", counts.c_str(), 1);
+  {
+    Module module(shim_path());
+    CK_SLOT_ID slot = select_token(module, std::nullopt).slot;
+    Session session(module, slot, Session::Access::read_only);
+    ::setenv("QSCD_SHIM_TOKEN_FLAGS_OR", "CKF_USER_PIN_LOCKED", 1);
+    CHECK_THROWS_WITH_AS(login(session, CKU_USER, pin("123456")), doctest::Contains("user PIN is locked"), PinError);
+    ::setenv("QSCD_SHIM_TOKEN_FLAGS_OR", "CKF_USER_PIN_FINAL_TRY|CKF_USER_PIN_COUNT_LOW", 1);
+    CHECK_THROWS_WITH_AS(login(session, CKU_USER, pin("123456")), doctest::Contains("final try"), PinError);
+    ::setenv("QSCD_SHIM_TOKEN_FLAGS_OR", "CKF_USER_PIN_TO_BE_CHANGED", 1);
+    CHECK_THROWS_WITH_AS(login(session, CKU_USER, pin("123456")), doctest::Contains("token change-pin"), PinError);
+    CHECK(count_lines(qscd::test::slurp(counts), "C_Login") == 0);
+    ::setenv("QSCD_SHIM_TOKEN_FLAGS_OR", "CKF_USER_PIN_FINAL_TRY", 1);
+    login(session, CKU_USER, pin("123456"), {.allow_final_try = true});
+    CHECK(session.logged_in() == CKU_USER);
+    ::unsetenv("QSCD_SHIM_TOKEN_FLAGS_OR");
+  }
+  ::unsetenv("QSCD_SHIM_COUNT_FILE");
+  CHECK(count_lines(qscd::test::slurp(counts), "C_Login") == 1);
+  CHECK(count_lines(qscd::test::slurp(counts), "C_Logout") == 1);
+}
+
+TEST_CASE("the shim fails a chosen function; the funnel names it, the slot and the token") {
+  SoftHsm hsm;
+  hsm.add_token("faulty");
+  Module module(shim_path());
+  Session session = logged_in(module, select_token(module, std::nullopt));
+  KeyPair pair = generate_key_pair(session, {parse_key_type("ec:p256"), "k", std::nullopt, false});
+  ::setenv("QSCD_SHIM_FAIL", "C_Sign:CKR_DEVICE_REMOVED", 1);
+  unsigned char digest[32] = {};
+  CHECK_THROWS_WITH_AS(sign(session, pair.private_key, CKM_ECDSA, digest),
+                       doctest::Contains("C_Sign failed with CKR_DEVICE_REMOVED (slot "), CallError);
+  CHECK_THROWS_WITH_AS(sign(session, pair.private_key, CKM_ECDSA, digest), doctest::Contains("token 'faulty')"),
+                       CallError);
+  ::unsetenv("QSCD_SHIM_FAIL");
+}
+
+TEST_CASE("token admin: init a blank token, change both PINs, unblock") {
+  SoftHsm hsm;
+  Module module(softhsm_module);
+  TokenInfo blank = select_token(module, std::nullopt, TokenScope::uninitialized);
+  CHECK(count_public_objects(module, blank.slot) == 0);
+  init_token(module, blank.slot, pin("so-secret"), "fresh", pin("1111"));
+  TokenInfo fresh = select_token(module, "pkcs11:token=fresh");
+  CHECK(fresh.user_pin_initialized);
+  {
+    Session session(module, fresh.slot, Session::Access::read_write);
+    change_pin(session, CKU_USER, pin("1111"), pin("2222"));
+  }
+  {
+    Session session(module, fresh.slot, Session::Access::read_write);
+    CHECK_THROWS_AS(login(session, CKU_USER, pin("1111")), PinError);
+    login(session, CKU_USER, pin("2222"));
+  }
+  {
+    Session session(module, fresh.slot, Session::Access::read_write);
+    change_pin(session, CKU_SO, pin("so-secret"), pin("so-other"));
+  }
+  {
+    Session session(module, fresh.slot, Session::Access::read_write);
+    unblock_user_pin(session, pin("so-other"), pin("3333"));
+  }
+  Session session = logged_in(module, fresh, "3333");
+  CHECK(session.logged_in() == CKU_USER);
+  CHECK_THROWS_WITH_AS(init_token(module, fresh.slot, pin("so-other"), std::string(33, 'x'), pin("1")),
+                       doctest::Contains("1 to 32 bytes"), InvalidArgument);
+}
