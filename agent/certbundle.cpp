@@ -255,11 +255,21 @@ std::vector<X509Ptr> read_certificates(std::string_view text, const std::string&
   return read_certificates(std::span(reinterpret_cast<const unsigned char*>(text.data()), text.size()), origin);
 }
 
-std::vector<X509Ptr> read_certificate_file(const std::filesystem::path& file) {
+namespace {
+std::vector<unsigned char> file_bytes(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw UsageError(file.string(), "cannot be read");
-  std::vector<unsigned char> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return read_certificates(data, file.string());
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+}  // namespace
+
+std::vector<X509Ptr> read_certificate_file(const std::filesystem::path& file) {
+  return read_certificates(file_bytes(file), file.string());
+}
+
+ossl::X509ReqPtr read_csr_file(const std::filesystem::path& file) {
+  auto data = file_bytes(file);
+  return read_csr(std::string_view(reinterpret_cast<const char*>(data.data()), data.size()), file.string());
 }
 
 ossl::X509ReqPtr read_csr(std::string_view pem, const std::string& origin) {
@@ -326,6 +336,21 @@ std::vector<X509Ptr> intermediates_of(const std::vector<X509Ptr>& chain) {
     if (!self_signed(chain[i].get())) out.push_back(ossl::share(chain[i].get()));
   }
   return out;
+}
+
+std::vector<X509Ptr> issuers_in_bundle(const CertBundle& bundle) {
+  std::vector<X509Ptr> chain;
+  X509* last = bundle.end_entity.get();
+  while (chain.size() < bundle.others.size()) {
+    auto issuer = std::find_if(bundle.others.begin(), bundle.others.end(), [last](const X509Ptr& candidate) {
+      return candidate.get() != last && X509_check_issued(candidate.get(), last) == X509_V_OK;
+    });
+    if (issuer == bundle.others.end() || self_signed(issuer->get())) break;
+    chain.push_back(ossl::share(issuer->get()));
+    last = issuer->get();
+  }
+  ERR_clear_error();
+  return chain;
 }
 
 IssuanceExpectations IssuanceExpectations::for_job(std::string_view profile, std::string_view product) {
@@ -438,6 +463,19 @@ std::string serial_hex(X509* certificate) {
   std::string out(text);
   OPENSSL_free(text);
   return out;
+}
+
+std::vector<unsigned char> to_p7b(const std::vector<X509Ptr>& certificates) {
+  // A degenerate SignedData: no signers, no content, only certificates.
+  ossl::Pkcs7Ptr p7(PKCS7_new());
+  if (!p7 || PKCS7_set_type(p7.get(), NID_pkcs7_signed) != 1 || PKCS7_content_new(p7.get(), NID_pkcs7_data) != 1 ||
+      PKCS7_set_detached(p7.get(), 1) != 1) {
+    throw std::runtime_error("cannot make a PKCS#7: " + openssl_error());
+  }
+  for (const auto& cert : certificates) {
+    if (PKCS7_add_certificate(p7.get(), cert.get()) != 1) throw std::runtime_error("PKCS#7: " + openssl_error());
+  }
+  return der_of(p7.get(), i2d_PKCS7, "PKCS#7");
 }
 
 std::string to_pem(X509* certificate) {

@@ -48,6 +48,7 @@ std::vector<ossl::X509Ptr> read_certificate_file(const std::filesystem::path& fi
 
 // A PKCS#10 request from PEM (as the journal stores it). Throws UsageError(origin, ...).
 ossl::X509ReqPtr read_csr(std::string_view pem, const std::string& origin);
+ossl::X509ReqPtr read_csr_file(const std::filesystem::path& file);
 
 // The end-entity certificate for a key and the other certificates that came with it.
 struct CertBundle {
@@ -66,6 +67,10 @@ CertBundle select_for_key(std::vector<ossl::X509Ptr> certificates, EVP_PKEY* key
 // chain, end entity first, up to and including the anchor. Throws
 // ChainNotTrusted naming OpenSSL's verify error and the certificate it failed on.
 std::vector<ossl::X509Ptr> verify_chain(const CertBundle& bundle, const std::optional<std::filesystem::path>& trust_file);
+
+// Without a trust decision: the end entity followed by its issuers found among
+// the bundle's other certificates (by X509_check_issued), self-signed roots left out.
+std::vector<ossl::X509Ptr> issuers_in_bundle(const CertBundle& bundle);
 
 // The certificates to store on the token beside the end entity: the verified
 // chain without the end entity and without self-signed roots.
@@ -123,6 +128,8 @@ std::string certificate_sha256(X509* certificate);
 std::string csr_sha256(X509_REQ* csr);
 // The serial number in uppercase hex, as CertCentral shows it.
 std::string serial_hex(X509* certificate);
+// A certs-only PKCS#7 (.p7b), DER.
+std::vector<unsigned char> to_p7b(const std::vector<ossl::X509Ptr>& certificates);
 // DER, and PEM text.
 std::vector<unsigned char> to_der(X509* certificate);
 std::string to_pem(X509* certificate);

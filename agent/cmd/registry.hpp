@@ -11,9 +11,15 @@ namespace qscd::agent::cmd {
 using Register = void (*)(CLI::App&, Context&);
 
 // Declared here, defined in the command's own file (agent/cmd/<name>.cpp).
+void add_export(CLI::App& app, Context& context);
+void add_install(CLI::App& app, Context& context);
+void add_jobs(CLI::App& app, Context& context);
 
 inline std::vector<Register> all_commands() {
   return {
+      add_install,
+      add_export,
+      add_jobs,
   };
 }
 
