@@ -428,7 +428,7 @@ void require_installable(const IssuanceReport& report) {
   if (problems.empty()) return;
   std::string message = "the certificate cannot be installed: ";
   for (std::size_t i = 0; i < problems.size(); ++i) message += (i == 0 ? "" : "; ") + problems[i];
-  throw CertificateRejected(message);
+  throw CertificateRejected(message, report.lines());
 }
 
 std::string sha256_hex(std::span<const unsigned char> der) {

@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -35,7 +36,13 @@ class ChainNotTrusted : public CaError {
 // A post-issuance check failed in a way that forbids installing (exit 4).
 class CertificateRejected : public CaError {
  public:
-  explicit CertificateRejected(const std::string& message) : CaError(message) {}
+  CertificateRejected(const std::string& message, std::vector<std::string> findings)
+      : CaError(message), findings_(std::move(findings)) {}
+  // Every check's line (IssuanceReport::lines()), to show beside the refusal.
+  [[nodiscard]] const std::vector<std::string>& findings() const noexcept { return findings_; }
+
+ private:
+  std::vector<std::string> findings_;
 };
 
 // Every certificate in `data`: PEM (any number of CERTIFICATE and PKCS7 blocks),

@@ -106,6 +106,32 @@ TokenKey find_token_key(const p11::Session& session, const p11::Uri& key_uri) {
   return key;
 }
 
+std::string PreparedInstall::chain_pem() const {
+  std::string pem = to_pem(end_entity.get());
+  for (const auto& cert : intermediates) pem += to_pem(cert.get());
+  return pem;
+}
+
+PreparedInstall prepare_install(std::vector<ossl::X509Ptr> certificates, EVP_PKEY* token_key,
+                                const std::optional<std::filesystem::path>& trust_file,
+                                const IssuanceExpectations& expected) {
+  CertBundle bundle = select_for_key(std::move(certificates), token_key);
+  PreparedInstall prepared;
+  try {
+    prepared.intermediates = intermediates_of(verify_chain(bundle, trust_file));
+    prepared.chain_verified = true;
+  } catch (const ChainNotTrusted& e) {
+    if (trust_file) throw;
+    // product.md: only a given trust file makes an unverified chain a refusal.
+    prepared.chain_warning = e.what();
+    prepared.intermediates = issuers_in_bundle(bundle);
+  }
+  prepared.report = check_issued(bundle.end_entity.get(), token_key, expected);
+  require_installable(prepared.report);
+  prepared.end_entity = std::move(bundle.end_entity);
+  return prepared;
+}
+
 InstallResult install_certificates(p11::Session& session, const TokenKey& key, X509* end_entity,
                                    const std::vector<ossl::X509Ptr>& intermediates) {
   if (EVP_PKEY_eq(X509_get0_pubkey(end_entity), key.public_key.get()) != 1) {

@@ -25,6 +25,27 @@ struct TokenKey {
 // key has no CKA_ID (a certificate is tied to its key by the id).
 TokenKey find_token_key(const p11::Session& session, const p11::Uri& key_uri);
 
+// What will go on the token, decided before anything is written.
+struct PreparedInstall {
+  ossl::X509Ptr end_entity;
+  std::vector<ossl::X509Ptr> intermediates;  // issuer order, no self-signed roots
+  bool chain_verified = false;
+  std::string chain_warning;  // why the chain was not verified (only without a trust file)
+  IssuanceReport report;
+  // The end entity then the intermediates, PEM (the journal's chain_pem).
+  [[nodiscard]] std::string chain_pem() const;
+};
+
+// Everything before writing: picks the end entity for `token_key`
+// (CertificateNotForKey), verifies its chain against `trust_file`
+// (ChainNotTrusted) or, without one, tries the system store and on failure
+// keeps the bundle's own issuers and says why in chain_warning; runs the
+// post-issuance checks and refuses blocking findings (CertificateRejected).
+// All three are CaErrors: exit 4, nothing written.
+PreparedInstall prepare_install(std::vector<ossl::X509Ptr> certificates, EVP_PKEY* token_key,
+                                const std::optional<std::filesystem::path>& trust_file,
+                                const IssuanceExpectations& expected);
+
 struct InstalledCertificate {
   std::string subject;
   std::string serial_hex;

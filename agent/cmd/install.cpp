@@ -41,27 +41,23 @@ CommandResult run_install(Context& context, const InstallOptions& options) {
   if (!options.trust.empty()) trust = options.trust;
 
   KeySession target = open_key_session(context, options.key, p11::Session::Access::read_write, options.pin_source);
-  CertBundle bundle = select_for_key(std::move(certificates), target.key.public_key.get());
-
-  bool chain_verified = false;
-  std::vector<ossl::X509Ptr> intermediates;
-  try {
-    intermediates = intermediates_of(verify_chain(bundle, trust));
-    chain_verified = true;
-  } catch (const ChainNotTrusted& e) {
-    if (trust) throw;
-    // product.md: only --trust makes an unverified chain a refusal.
-    context.log.warn(std::string(e.what()) + "; installing the chain as given (use --trust FILE to require it)");
-    intermediates = issuers_in_bundle(bundle);
-  }
-
   IssuanceExpectations expected = IssuanceExpectations::for_job(options.profile, options.product);
   expected.csr = csr.get();
-  IssuanceReport report = check_issued(bundle.end_entity.get(), target.key.public_key.get(), expected);
+  PreparedInstall prepared;
+  try {
+    prepared = prepare_install(std::move(certificates), target.key.public_key.get(), trust, expected);
+  } catch (const CertificateRejected& e) {
+    for (const auto& line : e.findings()) context.log.progress("check: " + line);
+    throw;
+  }
+  const IssuanceReport& report = prepared.report;
   for (const auto& line : report.lines()) context.log.progress("check: " + line);
-  require_installable(report);
-
-  InstallResult installed = install_certificates(target.session, target.key, bundle.end_entity.get(), intermediates);
+  if (!prepared.chain_verified) {
+    context.log.warn(prepared.chain_warning + "; installing the chain as given (use --trust FILE to require it)");
+  }
+  bool chain_verified = prepared.chain_verified;
+  InstallResult installed =
+      install_certificates(target.session, target.key, prepared.end_entity.get(), prepared.intermediates);
 
   CommandResult result;
   result.json = {{"token_serial", target.token.serial},
