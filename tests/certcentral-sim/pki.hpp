@@ -1,0 +1,69 @@
+#pragma once
+// The simulator's test CA hierarchy and certificate signing, all through
+// OpenSSL (extensions from config strings, no hand-made DER).
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sim {
+
+struct X509Free {
+  void operator()(X509* cert) const noexcept { X509_free(cert); }
+};
+struct KeyFree {
+  void operator()(EVP_PKEY* key) const noexcept { EVP_PKEY_free(key); }
+};
+struct ReqFree {
+  void operator()(X509_REQ* req) const noexcept { X509_REQ_free(req); }
+};
+using X509Ptr = std::unique_ptr<X509, X509Free>;
+using KeyPtr = std::unique_ptr<EVP_PKEY, KeyFree>;
+using ReqPtr = std::unique_ptr<X509_REQ, ReqFree>;
+
+struct Authority {
+  X509Ptr cert;
+  KeyPtr key;
+};
+
+// The persisted hierarchy: a root that signs an issuing CA (which signs
+// orders) and the TLS server certificate for 127.0.0.1/localhost. A foreign
+// root and issuing CA (made fresh each start) serve --foreign-chain.
+struct Hierarchy {
+  Authority root;
+  Authority issuing;
+  Authority tls;
+  Authority foreign_root;
+  Authority foreign_issuing;
+};
+
+// Loads the hierarchy from `dir`, or makes and stores it on first start.
+Hierarchy load_or_create(const std::filesystem::path& dir);
+
+std::string to_pem(X509* cert);
+ReqPtr parse_csr(const std::string& pem);  // nullptr when not a PEM CSR
+X509Ptr parse_cert(const std::string& pem);
+
+enum class Usage { seal, qualified_seal, server };
+
+struct IssueSpec {
+  X509_REQ* csr = nullptr;
+  EVP_PKEY* public_key = nullptr;  // the CSR's key, or another one for --wrong-key
+  // Subject fields to add when the CSR does not carry them (from the org record/order).
+  std::string country, organization, common_name, serial_number;
+  std::vector<std::string> dns_names;
+  Usage usage = Usage::server;
+  int validity_days = 365;
+  bool rsassa_pss = false;
+};
+
+X509Ptr issue(const IssueSpec& spec, const Authority& issuer);
+// Another key of the same kind as `like` (for --wrong-key).
+KeyPtr other_key_like(EVP_PKEY* like);
+// A PEM "PKCS7" certs-only bundle.
+std::string p7b_pem(const std::vector<X509*>& certs);
+
+}  // namespace sim
