@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 
+#include "../ca_client.hpp"
 #include "../certbundle.hpp"
 #include "../install.hpp"
 #include "key_session.hpp"
@@ -25,16 +26,29 @@ struct InstallOptions {
   std::string csr;
 };
 
+// The order's certificate and intermediates (pem_noroot), once it is issued:
+// pending -> exit 5, rejected or unreachable -> exit 4.
+std::vector<ossl::X509Ptr> download_chain(Context& context, const std::string& order_id) {
+  api::Client client = make_ca_client(context);
+  auto polled = client.poll_order(order_id);
+  take(polled, "order " + order_id);
+  auto downloaded = client.download_order_certificate(order_id, api::CertificateFormat::pem_noroot);
+  const std::string& pem = take(downloaded, "downloading order " + order_id + "'s certificate");
+  try {
+    return read_certificates(pem, "order " + order_id);
+  } catch (const UsageError& e) {
+    throw CaError(std::string("CertCentral's certificate download: ") + e.what());
+  }
+}
+
 nlohmann::json certificate_json(const InstalledCertificate& cert) {
   return {{"subject", cert.subject}, {"serial", cert.serial_hex}, {"created", cert.created}};
 }
 
 CommandResult run_install(Context& context, const InstallOptions& options) {
-  if (!options.order.empty()) {
-    throw UsageError("--order", "needs the CertCentral client, which this build does not have yet; use --cert FILE");
-  }
   // Everything that can be refused without the token is read first.
-  auto certificates = read_certificate_file(options.cert);
+  std::vector<ossl::X509Ptr> certificates =
+      options.order.empty() ? read_certificate_file(options.cert) : download_chain(context, options.order);
   ossl::X509ReqPtr csr;
   if (!options.csr.empty()) csr = read_csr_file(options.csr);
   std::optional<std::filesystem::path> trust;
