@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <set>
 #include <stdexcept>
 #include <vector>
 
@@ -414,4 +415,56 @@ TEST_CASE("run_job stops at a wait on a person and refuses a state without a ste
   stuck.on(JobState::need_key_pair, [](const Job&) { return StepResult{JobState::need_key_pair}; });
   CHECK_THROWS_WITH_AS(run_job(journal, other, stuck),
                        "the step for NEED_KEY_PAIR stayed in its state without a retry time", std::logic_error);
+}
+
+TEST_CASE("workers racing to create the same job get one job; racing to claim it, one wins") {
+  ScratchDir dir;
+  { auto journal = Journal::open(dir.path()); }  // the file exists before the race
+  constexpr int workers = 4;
+  int results[2];
+  REQUIRE(::pipe(results) == 0);
+  std::vector<pid_t> children;
+  for (int i = 0; i < workers; ++i) {
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      // Each reports its job id and whether its claim won, then holds the lease until killed.
+      std::int64_t report[2] = {-1, 0};
+      try {
+        auto journal = Journal::open(dir.path());
+        report[0] = journal.find_or_create(seal_job()).id;
+        try {
+          journal.claim(report[0]);
+          report[1] = 1;
+        } catch (const JobBusy&) {
+        }
+        (void)!::write(results[1], report, sizeof report);
+        ::pause();
+      } catch (...) {
+        (void)!::write(results[1], report, sizeof report);
+      }
+      ::_exit(0);
+    }
+    children.push_back(child);
+  }
+  std::set<std::int64_t> ids;
+  int winners = 0;
+  for (int i = 0; i < workers; ++i) {
+    std::int64_t report[2];
+    REQUIRE(::read(results[0], report, sizeof report) == static_cast<ssize_t>(sizeof report));
+    ids.insert(report[0]);
+    winners += static_cast<int>(report[1]);
+  }
+  for (pid_t child : children) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+  }
+  ::close(results[0]);
+  ::close(results[1]);
+  CHECK(ids.size() == 1);
+  CHECK(*ids.begin() > 0);
+  CHECK(winners == 1);
+  auto journal = Journal::open(dir.path());
+  CHECK(journal.list().size() == 1);
+  CHECK_NOTHROW(journal.claim(*ids.begin()));  // every holder is gone now
 }
