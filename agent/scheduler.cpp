@@ -40,6 +40,7 @@ std::string error_text(const std::exception_ptr& error) {
 RunResult run_job(Journal& journal, std::int64_t id, const StepTable& steps, const RunOptions& options) {
   JobLease lease(journal, id);
   Job job = lease.job();
+  bool last_look = false;  // the deadline falls before the next retry: this is the final look
   for (;;) {
     if (job.state == JobState::monitoring) return {job, RunStop::finished};
     if (job.state == JobState::failed) return {job, RunStop::failed};
@@ -75,13 +76,21 @@ RunResult run_job(Journal& journal, std::int64_t id, const StepTable& steps, con
     }
 
     if (result.retry_after > std::chrono::seconds::zero() && !is_terminal(job.state)) {
-      bool past_deadline =
-          options.deadline && std::chrono::steady_clock::now() + result.retry_after > *options.deadline;
-      if (!options.wait || past_deadline) return {journal.get(id), RunStop::waiting_on_ca, result.retry_after};
+      if (!options.wait || last_look) return {journal.get(id), RunStop::waiting_on_ca, result.retry_after};
+      std::chrono::seconds delay = result.retry_after;
+      if (options.deadline) {
+        auto left = std::chrono::duration_cast<std::chrono::seconds>(*options.deadline - std::chrono::steady_clock::now());
+        if (left <= std::chrono::seconds::zero()) return {journal.get(id), RunStop::waiting_on_ca, result.retry_after};
+        if (left < delay) {
+          // One more look exactly at the deadline rather than giving up early.
+          delay = left;
+          last_look = true;
+        }
+      }
       if (options.sleep) {
-        options.sleep(result.retry_after);
+        options.sleep(delay);
       } else {
-        std::this_thread::sleep_for(result.retry_after);
+        std::this_thread::sleep_for(delay);
       }
     }
   }

@@ -57,7 +57,8 @@ enum class RunStop {
 struct RunOptions {
   // false: stop as soon as a step wants to run again later (--no-wait).
   bool wait = true;
-  // Stop waiting (waiting_on_ca) when the next run would start after this.
+  // Stop waiting (waiting_on_ca) at this time: a retry due after it runs once
+  // more at the deadline instead, then the job stops waiting.
   std::optional<std::chrono::steady_clock::time_point> deadline;
   // How to wait; std::this_thread::sleep_for when empty. Tests pass a fake.
   std::function<void(std::chrono::seconds)> sleep;

@@ -377,10 +377,18 @@ TEST_CASE("run_job with --no-wait stops at the first retry; a deadline stops it 
 
   RunOptions deadline;
   deadline.deadline = std::chrono::steady_clock::now() + seconds(30);
-  int sleeps = 0;
-  deadline.sleep = [&sleeps](seconds) { ++sleeps; };
+  std::vector<seconds> slept;
+  deadline.sleep = [&slept](seconds delay) { slept.push_back(delay); };
   CHECK(run_job(journal, id, steps, deadline).stop == RunStop::waiting_on_ca);
-  CHECK(sleeps == 0);  // a retry in 60 s is past a deadline 30 s away: stop instead of sleeping
+  // A retry in 60 s is past a deadline 30 s away: one last look at the deadline, then stop.
+  REQUIRE(slept.size() == 1);
+  CHECK(slept[0] <= seconds(30));
+  CHECK(slept[0] >= seconds(29));
+
+  RunOptions passed;
+  passed.deadline = std::chrono::steady_clock::now() - seconds(1);
+  passed.sleep = [](seconds) { FAIL("no sleep after the deadline"); };
+  CHECK(run_job(journal, id, steps, passed).stop == RunStop::waiting_on_ca);
 }
 
 TEST_CASE("a step that throws leaves last_error; an in-flight step is rolled back at once") {
