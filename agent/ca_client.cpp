@@ -1,33 +1,37 @@
 #include "ca_client.hpp"
 
-#include "qscd/api/error.hpp"
 #include "secret.hpp"
+
+#ifndef QSCD_AGENT_VERSION
+#define QSCD_AGENT_VERSION "0.0.0"
+#endif
 
 namespace qscd::agent {
 
-api::Client make_ca_client(Context& context) {
-  const Config& config = context.config();
+std::string api_url(Context& context) {
+  if (!context.options.api_url.empty()) return context.options.api_url;
+  if (const auto& configured = context.config().api_base_url) return *configured;
+  return default_api_url;
+}
+
+api::Client make_api_client(Context& context) {
   api::ClientOptions options;
-  if (!context.options.api_url.empty()) {
-    options.base_url = context.options.api_url;
-  } else if (config.api_base_url) {
-    options.base_url = *config.api_base_url;
-  }
+  options.base_url = api_url(context);
+  api::check_base_url(options.base_url);  // refuse a bad URL before asking for the key
   if (!context.options.ca_file.empty()) {
     options.ca_file = context.options.ca_file;
-  } else if (config.api_ca_file) {
-    options.ca_file = *config.api_ca_file;
+  } else if (const auto& configured = context.config().api_ca_file) {
+    options.ca_file = *configured;
   }
   options.user_agent = std::string("qscd-agent/") + QSCD_AGENT_VERSION;
-  std::string source = !context.options.api_key_source.empty() ? context.options.api_key_source
-                       : config.api_key_source                  ? *config.api_key_source
-                                                                : "env:CERTCENTRAL_API_KEY";
-  SecretBuffer secret = read_secret(source, "API key", "--api-key-source");
-  try {
-    return api::Client(std::move(options), api::ApiKey(secret.bytes()));
-  } catch (const api::ConfigError& e) {
-    throw UsageError(e.what());
+  if (context.log.level() >= LogLevel::trace) {
+    const Log* log = &context.log;
+    options.trace = [log](std::string_view line) { log->debug(line); };  // X-DC-DEVKEY arrives redacted
   }
+  std::string spec = context.options.api_key_source;
+  if (spec.empty()) spec = context.config().api_key_source.value_or(default_api_key_source);
+  SecretBuffer secret = read_secret(spec, "API key", "--api-key-source");
+  return api::Client(std::move(options), api::ApiKey(secret.bytes()));
 }
 
 }  // namespace qscd::agent

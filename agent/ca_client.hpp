@@ -1,26 +1,21 @@
 #pragma once
-// The CertCentral client as the commands need it: built from the global
-// options and the config, and its outcomes turned into the agent's errors.
+// The CertCentral client as the agent sets it up: URL, trust and API key from
+// the global options, then the config, then the product defaults.
 #include <string>
 
 #include "context.hpp"
-#include "errors.hpp"
 #include "qscd/api/client.hpp"
 
 namespace qscd::agent {
 
-// --api-url / config api.base_url / the EU default; --ca-file / api.ca_file;
-// the key from --api-key-source / api.key_source / env:CERTCENTRAL_API_KEY.
-// A refused URL or CA file is a UsageError (exit 2).
-api::Client make_ca_client(Context& context);
+inline constexpr const char* default_api_url = "https://certcentral.digicert.eu/services/v2";
+inline constexpr const char* default_api_key_source = "env:CERTCENTRAL_API_KEY";
 
-// The value of an ok outcome; otherwise StillWaiting (pending, exit 5) or
-// CaError (rejected, unreachable, refused, malformed: exit 4) saying `what` failed.
-template <class T>
-T& take(api::Outcome<T>& outcome, const std::string& what) {
-  if (outcome.ok()) return outcome.value();
-  if (outcome.kind() == api::OutcomeKind::pending) throw StillWaiting(what + ": " + outcome.describe());
-  throw CaError(what + ": " + outcome.describe());
-}
+// --api-url, then config api.base_url, then the CertCentral Europe URL.
+std::string api_url(Context& context);
+
+// Reads the API key (--api-key-source, config api.key_source, env:CERTCENTRAL_API_KEY)
+// and makes the client. Throws UsageError / api::ConfigError (exit 2).
+api::Client make_api_client(Context& context);
 
 }  // namespace qscd::agent

@@ -8,6 +8,7 @@
 #include "commands.hpp"
 #include "context.hpp"
 #include "errors.hpp"
+#include "qscd/api/error.hpp"
 #include "qscd/pkcs11/error.hpp"
 
 #ifndef QSCD_AGENT_VERSION
@@ -35,6 +36,14 @@ Failure classify(std::exception_ptr error) {
     return {ExitCode::usage, e.what()};
   } catch (const qscd::p11::Error& e) {
     return {ExitCode::token, e.what()};
+  } catch (const qscd::api::ConfigError& e) {
+    return {ExitCode::usage, e.what()};
+  } catch (const qscd::api::ValidationError& e) {
+    return {ExitCode::usage, e.what()};
+  } catch (const qscd::api::CallFailed& e) {
+    // Its message starts with "API key rejected" when the key was not accepted.
+    if (e.kind() == qscd::api::OutcomeKind::pending) return {ExitCode::waiting, e.what()};
+    return {ExitCode::ca, e.what()};
   } catch (const std::exception& e) {
     return {ExitCode::failure, std::string("unexpected failure: ") + e.what()};
   } catch (...) {

@@ -4,7 +4,7 @@
 #include <chrono>
 #include <cstdio>
 
-#include "ca_client.hpp"
+#include "qscd/api/error.hpp"
 
 namespace qscd::agent {
 
@@ -53,10 +53,10 @@ std::optional<api::OrderInfo> scan(api::Client& client, api::OrderFilter filter,
   filter.limit = 100;
   for (;;) {
     auto listed = client.list_orders(filter);
-    auto& page = take(listed, "listing orders to find job " + std::to_string(job.id) + "'s");
+    auto& page = listed.value_or_throw();
     for (const auto& entry : page.orders) {
       auto info = client.order_info(entry.id);
-      auto& order = take(info, "reading order " + entry.id);
+      auto& order = info.value_or_throw();
       ++candidates;
       if (!order.csr.empty() && same_csr(order.csr, job.csr_pem)) return order;
     }

@@ -22,8 +22,8 @@ struct OrderLookup {
 // filters (whether CertCentral's search covers comments is undocumented, and a
 // filter that misses must not lead to a second order). Fetches each candidate's
 // order info and adopts the one whose certificate.csr is the job's CSR.
-// Throws CaError when CertCentral cannot be asked: the caller stays in
-// NEED_ORDER_LOOKUP and never falls through to a POST.
+// Throws api::CallFailed (exit 4) when CertCentral cannot be asked: the caller
+// stays in NEED_ORDER_LOOKUP and never falls through to a POST.
 OrderLookup find_order_for_job(api::Client& client, const Job& job, std::string_view common_name = {});
 
 // Whether two PEM (or bare base64) CSRs hold the same DER: compares the base64

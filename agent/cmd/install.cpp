@@ -5,6 +5,7 @@
 #include <string>
 
 #include "../ca_client.hpp"
+#include "qscd/api/error.hpp"
 #include "../certbundle.hpp"
 #include "../install.hpp"
 #include "key_session.hpp"
@@ -29,11 +30,10 @@ struct InstallOptions {
 // The order's certificate and intermediates (pem_noroot), once it is issued:
 // pending -> exit 5, rejected or unreachable -> exit 4.
 std::vector<ossl::X509Ptr> download_chain(Context& context, const std::string& order_id) {
-  api::Client client = make_ca_client(context);
-  auto polled = client.poll_order(order_id);
-  take(polled, "order " + order_id);
+  api::Client client = make_api_client(context);
+  client.poll_order(order_id).value_or_throw();  // api::CallFailed: pending -> exit 5, otherwise 4
   auto downloaded = client.download_order_certificate(order_id, api::CertificateFormat::pem_noroot);
-  const std::string& pem = take(downloaded, "downloading order " + order_id + "'s certificate");
+  const std::string& pem = downloaded.value_or_throw();
   try {
     return read_certificates(pem, "order " + order_id);
   } catch (const UsageError& e) {

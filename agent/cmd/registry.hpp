@@ -14,9 +14,13 @@ using Register = void (*)(CLI::App&, Context&);
 void add_export(CLI::App& app, Context& context);
 void add_install(CLI::App& app, Context& context);
 void add_jobs(CLI::App& app, Context& context);
+void add_order(CLI::App& app, Context& context);
+void add_orgs(CLI::App& app, Context& context);
 
 inline std::vector<Register> all_commands() {
   return {
+      add_order,
+      add_orgs,
       add_install,
       add_export,
       add_jobs,

@@ -37,6 +37,7 @@ enum class Repeat { safe, never };
 
 struct HttpResult {
   std::optional<std::string> transport_error;  // set: no HTTP answer
+  bool transient = false;                      // a transport error worth another try
   bool too_large = false;
   long status = 0;
   std::string body;
@@ -263,6 +264,10 @@ struct Client::Impl {
     if (code != CURLE_OK) {
       std::string reason = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(code);
       result.transport_error = std::string(method_name(method)) + " " + url + ": " + reason;
+      // TLS verification and setup failures do not heal by trying again.
+      result.transient = code == CURLE_COULDNT_CONNECT || code == CURLE_OPERATION_TIMEDOUT || code == CURLE_GOT_NOTHING ||
+                         code == CURLE_SEND_ERROR || code == CURLE_RECV_ERROR || code == CURLE_PARTIAL_FILE ||
+                         code == CURLE_COULDNT_RESOLVE_HOST || code == CURLE_SSL_CONNECT_ERROR;
       return result;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &result.status);
@@ -286,7 +291,7 @@ struct Client::Impl {
       result = perform_once(method, url, body);
       result.attempts = attempt;
       bool again = repeat == Repeat::safe && attempt < options.retry.max_attempts &&
-                   (result.transport_error || result.status == 429 || result.status >= 500);
+                   ((result.transport_error && result.transient) || result.status == 429 || result.status >= 500);
       if (!again) return result;
       auto delay = backoff(attempt, result.retry_after);
       if (options.trace) {

@@ -24,7 +24,7 @@ std::shared_ptr<Clock> system_clock() {
 RateLimiter::RateLimiter(std::vector<RateWindow> windows, std::shared_ptr<Clock> clock)
     : windows_(std::move(windows)), clock_(std::move(clock)) {}
 
-void RateLimiter::acquire() {
+Clock::time_point RateLimiter::acquire() {
   std::chrono::milliseconds longest{0};
   for (const auto& w : windows_) longest = std::max(longest, w.window);
   for (;;) {
@@ -46,7 +46,7 @@ void RateLimiter::acquire() {
       }
       if (wait <= Clock::duration::zero()) {
         starts_.push_back(now);
-        return;
+        return now;
       }
     }
     clock_->sleep_for(wait);

@@ -126,9 +126,9 @@ X509Ptr make_ca_cert(const std::string& cn, EVP_PKEY* key, const Authority* issu
   return cert;
 }
 
-Authority make_authority(const std::string& cn, const Authority* issuer, bool rsa, bool ca, const std::string& san = {}) {
+Authority make_authority(const std::string& cn, const Authority* issuer, bool ca, const std::string& san = {}) {
   Authority out;
-  out.key = rsa ? generate("RSA", 2048) : generate("EC", 0);
+  out.key = generate("EC", 0);
   out.cert = make_ca_cert(cn, out.key.get(), issuer, ca ? 3650 : 825, ca, san);
   return out;
 }
@@ -189,15 +189,17 @@ void add_entry(X509_NAME* name, const char* field, const std::string& value) {
 Hierarchy load_or_create(const std::filesystem::path& dir) {
   Hierarchy h;
   if (!load(dir, "root-ca", h.root) || !load(dir, "issuing-ca", h.issuing) || !load(dir, "tls", h.tls)) {
-    h.root = make_authority("certcentral-sim Test Root CA", nullptr, true, true);
-    h.issuing = make_authority("certcentral-sim Test Issuing CA", &h.root, true, true);
-    h.tls = make_authority("localhost", &h.root, false, false, "DNS:localhost,IP:127.0.0.1");
+    // ECDSA P-256 keys: made in a millisecond, so every test can have its own CA.
+    // (CertCentral ignores is_rsassa_pss under an ECC issuing CA; so does the sim.)
+    h.root = make_authority("certcentral-sim Test Root CA", nullptr, true);
+    h.issuing = make_authority("certcentral-sim Test Issuing CA", &h.root, true);
+    h.tls = make_authority("localhost", &h.root, false, "DNS:localhost,IP:127.0.0.1");
     save(dir, "issuing-ca", h.issuing);
     save(dir, "tls", h.tls);
     save(dir, "root-ca", h.root);  // last: its presence means the set is complete
   }
-  h.foreign_root = make_authority("certcentral-sim Foreign Root CA", nullptr, false, true);
-  h.foreign_issuing = make_authority("certcentral-sim Foreign Issuing CA", &h.foreign_root, false, true);
+  h.foreign_root = make_authority("certcentral-sim Foreign Root CA", nullptr, true);
+  h.foreign_issuing = make_authority("certcentral-sim Foreign Issuing CA", &h.foreign_root, true);
   return h;
 }
 

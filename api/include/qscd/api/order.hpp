@@ -79,7 +79,7 @@ OrderRequest order_request_from_json(std::string product, const nlohmann::json& 
 
 // The body sent to CertCentral.
 nlohmann::json to_json(const OrderRequest& request);
-// The body with card details and the CSR's base64 masked: what may be printed.
+// The body with card details and billing address masked: what may be printed.
 nlohmann::json redacted(const OrderRequest& request);
 
 // The documented product rules; throws ValidationError(field, rule) on the first

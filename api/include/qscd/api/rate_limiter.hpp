@@ -33,8 +33,9 @@ struct RateWindow {
 class RateLimiter {
  public:
   RateLimiter(std::vector<RateWindow> windows, std::shared_ptr<Clock> clock);
-  // Blocks (through the clock) until a request may start, then counts it.
-  void acquire();
+  // Blocks (through the clock) until a request may start, counts it and
+  // returns the start time it counted.
+  Clock::time_point acquire();
 
   // CertCentral's documented limits (100 / 5 s and 1000 / 3 min, rolling, per
   // key), each window widened by a margin for network jitter.
