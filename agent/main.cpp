@@ -34,6 +34,12 @@ Failure classify(std::exception_ptr error) {
     return {ExitCode::usage, e.what()};
   } catch (const qscd::p11::InvalidArgument& e) {
     return {ExitCode::usage, e.what()};
+  } catch (const qscd::p11::Ambiguous& e) {
+    return {ExitCode::usage, e.what()};  // the user must name one of the listed
+  } catch (const qscd::p11::NotFound& e) {
+    return {ExitCode::token, e.what()};  // absent token or key
+  } catch (const qscd::p11::PinError& e) {
+    return {ExitCode::token, e.what()};  // wrong, locked, final try, to be changed
   } catch (const qscd::p11::Error& e) {
     return {ExitCode::token, e.what()};
   } catch (const qscd::api::ConfigError& e) {

@@ -14,11 +14,17 @@ using Register = void (*)(CLI::App&, Context&);
 void add_export(CLI::App& app, Context& context);
 void add_install(CLI::App& app, Context& context);
 void add_jobs(CLI::App& app, Context& context);
+void add_keygen(CLI::App& app, Context& context);
 void add_order(CLI::App& app, Context& context);
 void add_orgs(CLI::App& app, Context& context);
+void add_token(CLI::App& app, Context& context);
+void add_tokens(CLI::App& app, Context& context);
 
 inline std::vector<Register> all_commands() {
   return {
+      add_tokens,
+      add_token,
+      add_keygen,
       add_order,
       add_orgs,
       add_install,

@@ -15,6 +15,18 @@ std::size_t count_public_objects(const Module& module, CK_SLOT_ID slot) {
   return session.find(AttributeTemplate{}).size();
 }
 
+void check_new_pin_length(const TokenInfo& token, CK_USER_TYPE user, Pin pin) {
+  const CK_ULONG min = token.raw.ulMinPinLen;
+  const CK_ULONG max = token.raw.ulMaxPinLen;
+  if (pin.size() < min || (max != 0 && max != CK_UNAVAILABLE_INFORMATION && pin.size() > max)) {
+    std::string where = token.label.empty() ? "the blank token in slot " + std::to_string(token.slot)
+                                            : "token '" + token.label + "'";
+    throw NewPinRejected(user, std::string("the new ") + pin_name(user) + " has length " + std::to_string(pin.size()) +
+                                   "; " + where + " takes " + std::to_string(min) + " to " + std::to_string(max) +
+                                   " characters");
+  }
+}
+
 void init_token(const Module& module, CK_SLOT_ID slot, Pin so_pin, std::string_view label, Pin user_pin,
                 const LoginOptions& options) {
   std::array<unsigned char, 32> padded{};
@@ -26,6 +38,8 @@ void init_token(const Module& module, CK_SLOT_ID slot, Pin so_pin, std::string_v
   CK_FUNCTION_LIST* functions = module.functions();
   TokenInfo before = read_token_info(module, slot);
   const CallSite site{slot, before.label};
+  if (!before.initialized) check_new_pin_length(before, CKU_SO, so_pin);
+  check_new_pin_length(before, CKU_USER, user_pin);
   auto send = [&] {
     return QSCD_P11_CALL_RAW(functions, site, C_InitToken, slot, detail::pin_pointer(so_pin),
                              static_cast<CK_ULONG>(so_pin.size()), padded.data());
@@ -46,6 +60,7 @@ void init_token(const Module& module, CK_SLOT_ID slot, Pin so_pin, std::string_v
 }
 
 void change_pin(Session& session, CK_USER_TYPE user, Pin old_pin, Pin new_pin, const LoginOptions& options) {
+  check_new_pin_length(session.token_info(), user, new_pin);
   LoginOptions change_options = options;
   change_options.allow_to_be_changed = true;
   if (user == CKU_SO) login(session, CKU_SO, old_pin, change_options);
@@ -57,6 +72,7 @@ void change_pin(Session& session, CK_USER_TYPE user, Pin old_pin, Pin new_pin, c
 }
 
 void unblock_user_pin(Session& session, Pin so_pin, Pin new_user_pin, const LoginOptions& options) {
+  check_new_pin_length(session.token_info(), CKU_USER, new_user_pin);
   login(session, CKU_SO, so_pin, options);
   QSCD_P11_CALL(session.functions(), session.site(), C_InitPIN, session.handle(), detail::pin_pointer(new_user_pin),
                 static_cast<CK_ULONG>(new_user_pin.size()));

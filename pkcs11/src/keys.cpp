@@ -264,6 +264,24 @@ KeyDescription describe_key(const Session& session, ObjectHandle key) {
   return description;
 }
 
+std::string key_algorithm_name(const Session& session, ObjectHandle key) {
+  CK_KEY_TYPE type = session.ulong(key, CKA_KEY_TYPE).value_or(CK_UNAVAILABLE_INFORMATION);
+  if (type == CKK_RSA) {
+    if (auto bits = session.ulong(key, CKA_MODULUS_BITS)) return "RSA " + std::to_string(*bits);
+    if (auto modulus = session.bytes(key, CKA_MODULUS)) return "RSA " + std::to_string(modulus->size() * 8);
+    return "RSA";
+  }
+  if (type == CKK_EC) {
+    auto params = session.bytes(key, CKA_EC_PARAMS);
+    if (!params) return "EC";
+    int nid = curve_nid_from_params(*params);
+    if (nid == NID_X9_62_prime256v1) return "EC P-256";
+    if (nid == NID_secp384r1) return "EC P-384";
+    return std::string("EC ") + OBJ_nid2sn(nid);
+  }
+  return "key type " + std::to_string(type);
+}
+
 std::optional<ObjectHandle> find_public_key(const Session& session, ObjectHandle private_key) {
   KeyDescription description = describe_key(session, private_key);
   AttributeTemplate query;

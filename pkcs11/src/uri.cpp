@@ -92,6 +92,14 @@ bool Uri::names_object() const {
   return count > 0;
 }
 
+std::optional<CK_OBJECT_CLASS> Uri::object_class() const {
+  CK_ATTRIBUTE* attribute = p11_kit_uri_get_attribute(uri_, CKA_CLASS);
+  if (attribute == nullptr || attribute->ulValueLen != sizeof(CK_OBJECT_CLASS)) return std::nullopt;
+  CK_OBJECT_CLASS value = 0;
+  std::memcpy(&value, attribute->pValue, sizeof value);
+  return value;
+}
+
 std::string token_uri(const TokenInfo& token) {
   UriPtr uri = new_uri();
   set_token(uri.get(), token);
@@ -152,14 +160,31 @@ TokenInfo select_token(const Module& module, const std::optional<std::string>& u
   throw Ambiguous(std::to_string(matches.size()) + " tokens are present; name one with --token:", candidates);
 }
 
+namespace {
+
+const char* class_name(CK_OBJECT_CLASS object_class) {
+  switch (object_class) {
+    case CKO_PRIVATE_KEY:
+      return "private key";
+    case CKO_PUBLIC_KEY:
+      return "public key";
+    case CKO_CERTIFICATE:
+      return "certificate";
+    default:
+      return "object";
+  }
+}
+
+}  // namespace
+
 ObjectHandle select_object(const Session& session, const Uri& uri, CK_OBJECT_CLASS object_class) {
+  const char* kind = class_name(object_class);
+  if (auto named = uri.object_class(); named && *named != object_class) {
+    throw InvalidArgument(uri.text() + " names a " + class_name(*named) + ", but a " + kind + " is needed here");
+  }
   AttributeTemplate query = uri.object_template();
   query.object_class(object_class);
   std::vector<ObjectHandle> found = session.find(query);
-  const char* kind = object_class == CKO_PRIVATE_KEY    ? "private key"
-                     : object_class == CKO_PUBLIC_KEY   ? "public key"
-                     : object_class == CKO_CERTIFICATE  ? "certificate"
-                                                        : "object";
   if (found.size() == 1) return found.front();
   const std::string token = "token '" + session.site().token_label + "'";
   if (found.empty()) throw NotFound(std::string("no ") + kind + " on " + token + " matches " + uri.text(), uri.text());
@@ -167,9 +192,8 @@ ObjectHandle select_object(const Session& session, const Uri& uri, CK_OBJECT_CLA
   std::vector<std::string> candidates;
   for (ObjectHandle handle : found) {
     Bytes id = session.bytes(handle, CKA_ID).value_or(Bytes{});
-    std::string label = session.attribute(handle, CKA_LABEL).present() ? session.attribute(handle, CKA_LABEL).as_string()
-                                                                       : std::string{};
-    candidates.push_back(object_uri(info, id, label));
+    Bytes label = session.bytes(handle, CKA_LABEL).value_or(Bytes{});
+    candidates.push_back(object_uri(info, id, std::string(label.begin(), label.end())));
   }
   throw Ambiguous(uri.text() + " matches " + std::to_string(found.size()) + " " + kind + "s on " + token +
                       "; name one by id:",

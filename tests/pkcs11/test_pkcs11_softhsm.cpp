@@ -264,6 +264,9 @@ TEST_CASE("URI selection: token label, serial, slot; key id and object label; mi
                        "no private key on token 'alpha' matches pkcs11:id=%09", NotFound);
   CHECK_THROWS_WITH_AS(select_object(session, Uri::parse("pkcs11:object=seal"), CKO_PRIVATE_KEY),
                        doctest::Contains("matches 2 private keys"), Ambiguous);
+  CHECK(select_object(session, Uri::parse("pkcs11:id=%03;type=private"), CKO_PRIVATE_KEY) != CK_INVALID_HANDLE);
+  CHECK_THROWS_WITH_AS(select_object(session, Uri::parse("pkcs11:id=%03;type=cert"), CKO_PRIVATE_KEY),
+                       "pkcs11:id=%03;type=cert names a certificate, but a private key is needed here", InvalidArgument);
 }
 
 TEST_CASE("login: a wrong PIN is sent once and reported with the PIN state read afterwards") {
@@ -321,6 +324,18 @@ TEST_CASE("the shim fails a chosen function; the funnel names it, the slot and t
   CHECK_THROWS_WITH_AS(sign(session, pair.private_key, CKM_ECDSA, digest), doctest::Contains("token 'faulty')"),
                        CallError);
   ::unsetenv("QSCD_SHIM_FAIL");
+}
+
+TEST_CASE("a failure after generation destroys the half-made pair") {
+  SoftHsm hsm;
+  hsm.add_token("cleanup");
+  Module module(shim_path());
+  Session session = logged_in(module, select_token(module, std::nullopt));
+  ::setenv("QSCD_SHIM_FAIL", "C_SetAttributeValue:CKR_DEVICE_ERROR", 1);
+  CHECK_THROWS_WITH_AS(generate_key_pair(session, {parse_key_type("ec:p256"), "orphan", std::nullopt, false}),
+                       doctest::Contains("C_SetAttributeValue failed with CKR_DEVICE_ERROR"), CallError);
+  ::unsetenv("QSCD_SHIM_FAIL");
+  CHECK(session.find(AttributeTemplate{}).empty());
 }
 
 TEST_CASE("token admin: init a blank token, change both PINs, unblock") {

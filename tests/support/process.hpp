@@ -28,11 +28,11 @@ inline std::string agent_binary() {
   return bin;
 }
 
-// Runs `qscd-agent args...`. When `fd3` is given, it is written to the child's
+// Runs `argv` (argv[0] a path or a name on PATH). When `fd3` is given, it is written to the child's
 // fd 3 (for --pin-source fd:3) only after `while_waiting(pid)` has run, so a
 // test can inspect the running process before it gets its secret.
-inline Outcome run_agent(const std::vector<std::string>& args, const std::string* fd3 = nullptr,
-                         const std::function<void(pid_t)>& while_waiting = {}) {
+inline Outcome run_command(const std::vector<std::string>& argv_in, const std::string* fd3 = nullptr,
+                           const std::function<void(pid_t)>& while_waiting = {}) {
   int out_pipe[2], err_pipe[2], secret_pipe[2] = {-1, -1};
   REQUIRE(::pipe2(out_pipe, O_CLOEXEC) == 0);
   REQUIRE(::pipe2(err_pipe, O_CLOEXEC) == 0);
@@ -43,12 +43,11 @@ inline Outcome run_agent(const std::vector<std::string>& args, const std::string
     ::dup2(out_pipe[1], 1);
     ::dup2(err_pipe[1], 2);
     if (fd3 != nullptr) ::dup2(secret_pipe[0], 3);
-    std::vector<std::string> full{agent_binary()};
-    full.insert(full.end(), args.begin(), args.end());
+    std::vector<std::string> full = argv_in;
     std::vector<char*> argv;
     for (auto& arg : full) argv.push_back(arg.data());
     argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
+    ::execvp(argv[0], argv.data());
     ::_exit(127);
   }
   ::close(out_pipe[1]);
@@ -81,6 +80,14 @@ inline Outcome run_agent(const std::vector<std::string>& args, const std::string
   ::waitpid(pid, &status, 0);
   outcome.exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return outcome;
+}
+
+// Runs `qscd-agent args...` (see run_command).
+inline Outcome run_agent(const std::vector<std::string>& args, const std::string* fd3 = nullptr,
+                         const std::function<void(pid_t)>& while_waiting = {}) {
+  std::vector<std::string> full{agent_binary()};
+  full.insert(full.end(), args.begin(), args.end());
+  return run_command(full, fd3, while_waiting);
 }
 
 // The whole content of a file ("" when it does not exist).

@@ -4,8 +4,10 @@
 #include <p11-kit/pkcs11.h>
 
 #include <span>
+#include <string>
 #include <string_view>
 
+#include "qscd/pkcs11/error.hpp"
 #include "qscd/pkcs11/login.hpp"
 #include "qscd/pkcs11/session.hpp"
 
@@ -20,10 +22,25 @@ using Pin = std::span<const unsigned char>;
 // PIN just to find out. 0 for a token that is not initialised.
 std::size_t count_public_objects(const Module& module, CK_SLOT_ID slot);
 
+// A new PIN the token would refuse (outside ulMinPinLen..ulMaxPinLen). Exit 2.
+class NewPinRejected : public InvalidArgument {
+ public:
+  NewPinRejected(CK_USER_TYPE user, const std::string& message) : InvalidArgument(message), user_(user) {}
+  // Whose PIN: CKU_USER or CKU_SO.
+  [[nodiscard]] CK_USER_TYPE user() const noexcept { return user_; }
+
+ private:
+  CK_USER_TYPE user_;
+};
+
+// Throws NewPinRejected when `pin` is outside the token's PIN length limits.
+// Checked before any call that changes the token, so a refused new PIN changes nothing.
+void check_new_pin_length(const TokenInfo& token, CK_USER_TYPE user, Pin pin);
+
 // C_InitToken(SO PIN, label blank-padded to 32 bytes), then an SO session that
 // sets the first user PIN (C_InitPIN). On an initialised token the SO PIN must
 // be the current one; its flags are checked first. Throws InvalidArgument for
-// a label longer than 32 bytes or empty.
+// a label longer than 32 bytes or empty, or PINs the token would refuse by length.
 void init_token(const Module& module, CK_SLOT_ID slot, Pin so_pin, std::string_view label, Pin user_pin,
                 const LoginOptions& options = {});
 

@@ -69,6 +69,9 @@ struct KeyDescription {
 };
 KeyDescription describe_key(const Session& session, ObjectHandle key);
 
+// "RSA 2048", "EC P-256", "EC P-384" from the key's own attributes (either half).
+std::string key_algorithm_name(const Session& session, ObjectHandle key);
+
 // The public-key object with the same CKA_ID and key type as `private_key`.
 std::optional<ObjectHandle> find_public_key(const Session& session, ObjectHandle private_key);
 
@@ -89,6 +92,8 @@ EvpPkeyPtr public_key(const Session& session, ObjectHandle key);
 //   CKM_ECDSA                data = the caller's digest; returns raw r||s
 // For a CKA_ALWAYS_AUTHENTICATE key, `context_pin` is sent with a
 // context-specific login (same anti-lockout rules); without it, InvalidArgument.
+// If that login fails, the signing operation begun by C_SignInit stays active
+// (PKCS#11 2.40 has no way to cancel it): discard the session.
 Bytes sign(Session& session, ObjectHandle key, CK_MECHANISM_TYPE mechanism, std::span<const unsigned char> data,
            std::optional<std::span<const unsigned char>> context_pin = std::nullopt,
            const LoginOptions& login_options = {});

@@ -38,6 +38,8 @@ class Uri {
   // Object part as a C_FindObjects template (id, object, type).
   [[nodiscard]] AttributeTemplate object_template() const;
   [[nodiscard]] bool names_object() const;
+  // `type=` of the URI (CKO_PRIVATE_KEY for type=private), if given.
+  [[nodiscard]] std::optional<CK_OBJECT_CLASS> object_class() const;
 
  private:
   Uri(P11KitUri* uri, std::string text) : uri_(uri), text_(std::move(text)) {}
@@ -68,7 +70,8 @@ TokenInfo select_token(const Module& module, const std::optional<std::string>& u
 
 // Exactly one object of class `object_class` matching the object part of `uri`
 // (id, object label) in `session`'s token. Private keys are only visible after
-// login. None -> NotFound, several -> Ambiguous.
+// login. None -> NotFound, several -> Ambiguous; a URI whose type= names
+// another class -> InvalidArgument.
 ObjectHandle select_object(const Session& session, const Uri& uri, CK_OBJECT_CLASS object_class);
 
 }  // namespace qscd::p11

@@ -1,0 +1,54 @@
+#include "token_access.hpp"
+
+#include "errors.hpp"
+#include "qscd/pkcs11/module.hpp"
+
+namespace qscd::agent {
+
+std::optional<std::string> TokenOptions::token_uri() const {
+  if (token.empty()) return std::nullopt;
+  return token;
+}
+
+void add_token_option(CLI::App& command, TokenOptions& options) {
+  command.add_option("--token", options.token, "PKCS#11 URI of the token (may be left out when only one is present)");
+}
+
+void add_pin_options(CLI::App& command, TokenOptions& options) {
+  command.add_option("--pin-source", options.pin_source, "user PIN source: prompt, pinentry, fd:N, file:PATH, env:NAME");
+  command.add_flag("--allow-final-try", options.allow_final_try,
+                   "send the PIN even when one more wrong PIN would lock the token");
+}
+
+SecretBuffer read_pin(const std::string& spec, std::string_view what, std::string_view option) {
+  std::string source = spec.empty() ? default_secret_spec(option) : spec;
+  return read_secret(source, what, option);
+}
+
+OpenToken open_logged_in(Context& context, const TokenOptions& options) {
+  SecretBuffer pin = read_pin(options.pin_source, "user PIN", "--pin-source");
+  p11::Module& module = context.module();
+  p11::TokenInfo info = p11::select_token(module, options.token_uri());
+  context.log.info("token '" + info.label + "' in slot " + std::to_string(info.slot));
+  p11::Session session(module, info.slot, p11::Session::Access::read_write);
+  p11::login(session, CKU_USER, pin.bytes(), options.login_options());
+  return {std::move(info), std::move(session), std::move(pin)};
+}
+
+OpenKey open_key(Context& context, const std::string& key_uri, const TokenOptions& options) {
+  p11::Uri uri = [&] {
+    try {
+      return p11::Uri::parse(key_uri);
+    } catch (const p11::InvalidArgument& e) {
+      throw UsageError("--key", e.what());
+    }
+  }();
+  if (!uri.names_object()) throw UsageError("--key", key_uri + " names no key: add id=... or object=...");
+  TokenOptions on_key_token = options;
+  on_key_token.token = key_uri;
+  OpenToken token = open_logged_in(context, on_key_token);
+  p11::ObjectHandle key = p11::select_object(token.session, uri, CKO_PRIVATE_KEY);
+  return {std::move(token), key};
+}
+
+}  // namespace qscd::agent

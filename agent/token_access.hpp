@@ -1,0 +1,57 @@
+#pragma once
+// What every command that works on one token shares: the --token and PIN
+// options, reading PINs from their sources, selecting the token and logging in
+// with the anti-lockout rules of the token layer.
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "context.hpp"
+#include "qscd/pkcs11/login.hpp"
+#include "qscd/pkcs11/session.hpp"
+#include "qscd/pkcs11/token.hpp"
+#include "qscd/pkcs11/uri.hpp"
+#include "secret.hpp"
+
+namespace qscd::agent {
+
+struct TokenOptions {
+  std::string token;       // --token URI; empty: the only token present
+  std::string pin_source;  // --pin-source; empty: prompt on a terminal
+  bool allow_final_try = false;
+
+  [[nodiscard]] std::optional<std::string> token_uri() const;
+  [[nodiscard]] p11::LoginOptions login_options() const { return {.allow_final_try = allow_final_try}; }
+};
+
+// --token URI.
+void add_token_option(CLI::App& command, TokenOptions& options);
+// --pin-source and --allow-final-try.
+void add_pin_options(CLI::App& command, TokenOptions& options);
+
+// A secret from `spec` (the option's value), or from the default source
+// (a terminal prompt) when the option was not given.
+SecretBuffer read_pin(const std::string& spec, std::string_view what, std::string_view option);
+
+// The selected token and a read/write session on it, logged in as the user.
+// The PIN is read first, so a bad --pin-source is refused before the token is
+// touched. It is kept (wiped on destruction) for the context-specific login a
+// CKA_ALWAYS_AUTHENTICATE key needs at each signature: p11::sign(..., pin.bytes()).
+struct OpenToken {
+  p11::TokenInfo info;
+  p11::Session session;
+  SecretBuffer pin;
+};
+OpenToken open_logged_in(Context& context, const TokenOptions& options);
+
+// A private key named by a key URI (--key): its token part selects the token
+// (TokenOptions::token is ignored), its id/object part the key, after login.
+// NotFound (exit 3) / Ambiguous (exit 2) as for tokens.
+struct OpenKey {
+  OpenToken token;
+  p11::ObjectHandle private_key = CK_INVALID_HANDLE;
+};
+OpenKey open_key(Context& context, const std::string& key_uri, const TokenOptions& options);
+
+}  // namespace qscd::agent

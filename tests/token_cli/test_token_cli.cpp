@@ -1,0 +1,353 @@
+// qscd-agent's token commands as a user runs them: a child process, PINs from
+// files or a pipe, a real SoftHSM2 token, exit codes of product.md.
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "context.hpp"
+#include "errors.hpp"
+#include "process.hpp"
+#include "qscd/pkcs11/keys.hpp"
+#include "token_access.hpp"
+#include "qscd/pkcs11/login.hpp"
+#include "qscd/pkcs11/module.hpp"
+#include "qscd/pkcs11/session.hpp"
+#include "qscd/pkcs11/uri.hpp"
+#include "softhsm.hpp"
+
+using qscd::test::Outcome;
+using qscd::test::run_agent;
+using qscd::test::run_command;
+using qscd::test::SoftHsm;
+using qscd::test::softhsm_module;
+
+namespace {
+
+const std::string module_option = std::string("--module=") + softhsm_module;
+
+std::string shim_path() {
+  const char* path = std::getenv("QSCD_P11SHIM");
+  REQUIRE(path != nullptr);
+  return path;
+}
+
+// A PIN file only its owner can read, as --pin-source file: requires.
+std::string pin_file(const SoftHsm& hsm, const std::string& name, const std::string& pin,
+                     std::filesystem::perms perms = std::filesystem::perms::owner_read |
+                                                    std::filesystem::perms::owner_write) {
+  auto path = hsm.dir() / name;
+  std::ofstream(path) << pin << "\n";
+  std::filesystem::permissions(path, perms);
+  return "file:" + path.string();
+}
+
+// Every object on the token, counted after a user login (in-process, one Module at a time).
+std::size_t object_count(const std::string& label, const char* user_pin = "123456") {
+  qscd::p11::Module module(softhsm_module);
+  qscd::p11::TokenInfo token = qscd::p11::select_token(module, "pkcs11:token=" + label);
+  qscd::p11::Session session(module, token.slot, qscd::p11::Session::Access::read_only);
+  qscd::p11::login(session, CKU_USER, {reinterpret_cast<const unsigned char*>(user_pin), std::strlen(user_pin)});
+  return session.find(qscd::p11::AttributeTemplate{}).size();
+}
+
+int count_lines(const std::string& text, const std::string& line) {
+  int n = 0;
+  std::size_t at = 0;
+  while ((at = text.find(line + "\n", at)) != std::string::npos) {
+    if (at == 0 || text[at - 1] == '\n') ++n;
+    at += line.size() + 1;
+  }
+  return n;
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("keygen for every key type; pkcs11-tool -O shows sign only, sensitive, never extractable, local") {
+  SoftHsm hsm;
+  hsm.add_token("done");
+  std::string pin = pin_file(hsm, "pin", "123456");
+  for (const char* type : {"rsa:2048", "rsa:3072", "rsa:4096", "ec:p256", "ec:p384"}) {
+    CAPTURE(type);
+    Outcome keygen = run_agent({"keygen", module_option, "--key-type", type, "--label", std::string("k-") + type,
+                                "--pin-source", pin, "--json"});
+    REQUIRE_MESSAGE(keygen.exit == 0, keygen.err);
+    auto doc = nlohmann::json::parse(keygen.out);
+    CHECK(doc["key_type"] == type);
+    CHECK(doc["id"].get<std::string>().size() == 40);
+    CHECK(contains(doc["uri"], "token=done"));
+    CHECK(contains(doc["uri"], "object=k-"));
+  }
+  Outcome listing = run_command({"pkcs11-tool", "--module", softhsm_module, "-O", "--login", "--pin", "123456"});
+  REQUIRE(listing.exit == 0);
+  const std::string& out = listing.out;
+  std::size_t private_keys = 0;
+  for (std::size_t at = out.find("Private Key Object"); at != std::string::npos;
+       at = out.find("Private Key Object", at + 1)) {
+    ++private_keys;
+    std::size_t end = out.find(" Object;", at + 20);
+    std::string block = out.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    CAPTURE(block);
+    CHECK(contains(block, "Usage:      sign\n"));
+    CHECK(contains(block, "Access:     sensitive, always sensitive, never extractable, local\n"));
+  }
+  CHECK(private_keys == 5);
+}
+
+TEST_CASE("tokens lists label, serial, manufacturer, model, PIN state and key pairs") {
+  SoftHsm hsm;
+  hsm.add_token("shown");
+  std::string pin = pin_file(hsm, "pin", "123456");
+  REQUIRE(run_agent({"keygen", module_option, "--key-type", "ec:p256", "--label", "seal", "--id", "c0ffee",
+                     "--pin-source", pin}).exit == 0);
+  Outcome text = run_agent({"tokens", module_option});
+  REQUIRE(text.exit == 0);
+  CHECK(contains(text.out, "token 'shown'"));
+  CHECK(contains(text.out, "Manufacturer: SoftHSM project"));
+  CHECK(contains(text.out, "Model:        SoftHSM v2"));
+  CHECK(contains(text.out, "User PIN:     ok"));
+  CHECK(contains(text.out, "id c0ffee  'seal'  EC P-256  public key\n"));
+  CHECK(contains(text.out, "public only"));
+  Outcome with_pin = run_agent({"tokens", module_option, "--token", "pkcs11:token=shown", "--pin-source", pin, "--json"});
+  REQUIRE_MESSAGE(with_pin.exit == 0, with_pin.err);
+  auto doc = nlohmann::json::parse(with_pin.out);
+  REQUIRE(doc["tokens"].size() == 1);
+  auto token = doc["tokens"][0];
+  CHECK(token["serial"].get<std::string>().size() == 16);
+  CHECK(token["user_pin"]["state"] == "ok");
+  CHECK(token["logged_in"] == true);
+  REQUIRE(token["objects"].size() == 1);
+  CHECK(token["objects"][0]["private_key"] == true);
+  CHECK(token["objects"][0]["public_key"] == true);
+  CHECK(token["objects"][0]["id"] == "c0ffee");
+}
+
+TEST_CASE("PIN: a wrong PIN exits 3 after exactly one C_Login, with the PIN state") {
+  SoftHsm hsm;
+  hsm.add_token("wrong");
+  std::string counts = (hsm.dir() / "calls").string();
+  ::setenv("QSCD_SHIM_COUNT_FILE", counts.c_str(), 1);
+  Outcome result = run_agent({"keygen", "--module", shim_path(), "--key-type", "ec:p256", "--label", "x",
+                              "--pin-source", pin_file(hsm, "pin", "999999")});
+  ::unsetenv("QSCD_SHIM_COUNT_FILE");
+  CHECK(result.exit == 3);
+  CHECK(contains(result.err, "CKR_PIN_INCORRECT"));
+  CHECK(contains(result.err, "PIN state now: count low"));
+  CHECK(count_lines(qscd::test::slurp(counts), "C_Login") == 1);
+  CHECK(count_lines(qscd::test::slurp(counts), "C_GenerateKeyPair") == 0);
+}
+
+TEST_CASE("PIN: a locked token is refused without any C_Login; final try only with --allow-final-try") {
+  SoftHsm hsm;
+  hsm.add_token("locked");
+  std::string pin = pin_file(hsm, "pin", "123456");
+  std::string counts = (hsm.dir() / "calls").string();
+  ::setenv("QSCD_SHIM_COUNT_FILE", counts.c_str(), 1);
+  ::setenv("QSCD_SHIM_TOKEN_FLAGS_OR", "CKF_USER_PIN_LOCKED", 1);
+  Outcome locked = run_agent({"keygen", "--module", shim_path(), "--key-type", "ec:p256", "--label", "x",
+                              "--pin-source", pin, "--json"});
+  CHECK(locked.exit == 3);
+  CHECK(contains(nlohmann::json::parse(locked.out)["error"]["message"], "user PIN is locked; no PIN was sent"));
+  Outcome listed = run_agent({"tokens", "--module", shim_path()});
+  CHECK(contains(listed.out, "User PIN:     locked"));
+
+  ::setenv("QSCD_SHIM_TOKEN_FLAGS_OR", "CKF_USER_PIN_FINAL_TRY", 1);
+  Outcome final_try = run_agent({"keygen", "--module", shim_path(), "--key-type", "ec:p256", "--label", "x",
+                                 "--pin-source", pin});
+  CHECK(final_try.exit == 3);
+  CHECK(contains(final_try.err, "--allow-final-try"));
+  CHECK(count_lines(qscd::test::slurp(counts), "C_Login") == 0);
+
+  Outcome allowed = run_agent({"keygen", "--module", shim_path(), "--key-type", "ec:p256", "--label", "x",
+                               "--pin-source", pin, "--allow-final-try"});
+  CHECK_MESSAGE(allowed.exit == 0, allowed.err);
+  CHECK(count_lines(qscd::test::slurp(counts), "C_Login") == 1);
+
+  ::setenv("QSCD_SHIM_TOKEN_FLAGS_OR", "CKF_USER_PIN_TO_BE_CHANGED", 1);
+  Outcome to_change = run_agent({"keygen", "--module", shim_path(), "--key-type", "ec:p256", "--label", "y",
+                                 "--pin-source", pin});
+  CHECK(to_change.exit == 3);
+  CHECK(contains(to_change.err, "token change-pin"));
+  ::unsetenv("QSCD_SHIM_TOKEN_FLAGS_OR");
+  ::unsetenv("QSCD_SHIM_COUNT_FILE");
+}
+
+TEST_CASE("PIN: never in the agent's /proc/<pid>/cmdline nor in its output") {
+  SoftHsm hsm;
+  const std::string secret = "739184265";
+  hsm.add_token("quiet", "12345678", secret);
+  std::string cmdline;
+  Outcome result = run_agent(
+      {"-vv", "keygen", module_option, "--key-type", "ec:p256", "--label", "q", "--pin-source", "fd:3"}, &secret,
+      [&cmdline](pid_t pid) {
+        // Wait until the child is the agent (exec done), then read its argv.
+        std::string path = "/proc/" + std::to_string(pid) + "/cmdline";
+        for (int i = 0; i < 500 && !contains(cmdline, "keygen"); ++i) {
+          cmdline = qscd::test::slurp(path);
+          ::usleep(2000);
+        }
+      });
+  CHECK_MESSAGE(result.exit == 0, result.err);
+  REQUIRE(contains(cmdline, "--pin-source"));
+  CHECK_FALSE(contains(cmdline, secret));
+  CHECK_FALSE(contains(result.out, secret));
+  CHECK_FALSE(contains(result.err, secret));
+  CHECK(contains(result.err, "generating ec:p256"));  // the log did run
+}
+
+TEST_CASE("URIs: token by label and serial, key ids; missing exits 3, ambiguous exits 2 listing them") {
+  SoftHsm hsm;
+  hsm.add_token("alpha");
+  hsm.add_token("beta");
+  std::string pin = pin_file(hsm, "pin", "123456");
+  Outcome by_label = run_agent({"keygen", module_option, "--token", "pkcs11:token=beta", "--key-type", "ec:p256",
+                                "--label", "b", "--id", "0b", "--pin-source", pin, "--json"});
+  REQUIRE_MESSAGE(by_label.exit == 0, by_label.err);
+  auto doc = nlohmann::json::parse(by_label.out);
+  CHECK(doc["token"] == "beta");
+  std::string serial_uri = doc["token_uri"];
+  std::string serial = serial_uri.substr(serial_uri.find("serial=") + 7, 16);
+  Outcome by_serial = run_agent({"keygen", module_option, "--token", "pkcs11:serial=" + serial, "--key-type",
+                                 "ec:p256", "--label", "b2", "--pin-source", pin, "--json"});
+  REQUIRE_MESSAGE(by_serial.exit == 0, by_serial.err);
+  CHECK(nlohmann::json::parse(by_serial.out)["token"] == "beta");
+
+  Outcome missing = run_agent({"keygen", module_option, "--token", "pkcs11:token=gamma", "--key-type", "ec:p256",
+                               "--label", "g", "--pin-source", pin});
+  CHECK(missing.exit == 3);
+  CHECK(contains(missing.err, "no token matches pkcs11:token=gamma"));
+
+  Outcome ambiguous = run_agent({"keygen", module_option, "--key-type", "ec:p256", "--label", "a", "--pin-source", pin});
+  CHECK(ambiguous.exit == 2);
+  CHECK(contains(ambiguous.err, "2 tokens are present; name one with --token"));
+  CHECK(contains(ambiguous.err, "token=alpha"));
+  CHECK(contains(ambiguous.err, "token=beta"));
+
+  Outcome bad_uri = run_agent({"tokens", module_option, "--token", "token=alpha"});
+  CHECK(bad_uri.exit == 2);
+  CHECK(contains(bad_uri.err, "is not a PKCS#11 URI"));
+
+  // The id chosen above is the key's: the URI keygen printed selects it.
+  qscd::p11::Module module(softhsm_module);
+  qscd::p11::TokenInfo beta = qscd::p11::select_token(module, doc["uri"].get<std::string>());
+  CHECK(beta.label == "beta");
+}
+
+TEST_CASE("bad input exits 2 naming the field, before the token changes") {
+  SoftHsm hsm;
+  hsm.add_token("input");
+  std::string pin = pin_file(hsm, "pin", "123456");
+  REQUIRE(run_agent({"keygen", module_option, "--key-type", "ec:p256", "--label", "k", "--id", "01", "--pin-source",
+                     pin}).exit == 0);
+  const std::size_t before = object_count("input");
+  REQUIRE(before == 2);
+
+  struct Case {
+    std::vector<std::string> args;
+    const char* field;
+  };
+  using std::filesystem::perms;
+  std::string readable = pin_file(hsm, "readable-pin", "123456", perms::owner_read | perms::owner_write | perms::others_read);
+  const std::vector<Case> cases = {
+      {{"keygen", module_option, "--key-type", "dsa:2048", "--label", "k", "--pin-source", pin}, "--key-type"},
+      {{"keygen", module_option, "--key-type", "rsa:1024", "--label", "k", "--pin-source", pin}, "--key-type"},
+      {{"keygen", module_option, "--key-type", "ec:p256", "--label", "k", "--id", "zz", "--pin-source", pin}, "--id"},
+      {{"keygen", module_option, "--key-type", "ec:p256", "--label", "k", "--id", "01", "--pin-source", pin}, "--id"},
+      {{"keygen", "--module", "/etc/hostname", "--key-type", "ec:p256", "--label", "k", "--pin-source", pin},
+       "--module"},
+      {{"keygen", module_option, "--key-type", "ec:p256", "--label", "k", "--pin-source", readable}, "--pin-source"},
+      {{"token", "init", module_option, "--token", "pkcs11:token=input", "--label", "again", "--so-pin-source", pin,
+        "--new-pin-source", pin},
+       "--force"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.args[2]);
+    Outcome result = run_agent(c.args);
+    CAPTURE(result.err);
+    CHECK(result.exit == 2);
+    CHECK(contains(result.err, c.field));
+  }
+  CHECK(object_count("input") == before);
+}
+
+TEST_CASE("token init, change-pin (user and SO), unblock") {
+  SoftHsm hsm;
+  auto secret = [&hsm](const std::string& name, const std::string& value) { return pin_file(hsm, name, value); };
+  // A new PIN the token would refuse is refused before anything changes.
+  Outcome short_pin = run_agent({"token", "init", module_option, "--label", "officer", "--so-pin-source",
+                                 secret("so0", "so-pin-1"), "--new-pin-source", secret("user0", "12")});
+  CHECK(short_pin.exit == 2);
+  CHECK(contains(short_pin.err, "--new-pin-source: the new user PIN has length 2; the blank token in slot"));
+  CHECK(contains(run_agent({"tokens", module_option}).out, "token not initialised"));
+  Outcome init = run_agent({"token", "init", module_option, "--label", "officer", "--so-pin-source",
+                            secret("so", "so-pin-1"), "--new-pin-source", secret("user", "1111"), "--json"});
+  REQUIRE_MESSAGE(init.exit == 0, init.err);
+  CHECK(nlohmann::json::parse(init.out)["label"] == "officer");
+
+  Outcome change = run_agent({"token", "change-pin", module_option, "--pin-source", secret("old", "1111"),
+                              "--new-pin-source", secret("new", "2222")});
+  REQUIRE_MESSAGE(change.exit == 0, change.err);
+  CHECK(contains(change.out, "user PIN of token 'officer' is changed"));
+  Outcome old_pin = run_agent({"tokens", module_option, "--pin-source", secret("old2", "1111")});
+  CHECK(old_pin.exit == 3);
+
+  Outcome change_so = run_agent({"token", "change-pin", "--so", module_option, "--so-pin-source",
+                                 secret("so-old", "so-pin-1"), "--new-pin-source", secret("so-new", "so-pin-2")});
+  REQUIRE_MESSAGE(change_so.exit == 0, change_so.err);
+
+  Outcome short_so = run_agent({"token", "change-pin", "--so", module_option, "--so-pin-source",
+                                secret("so-old2", "so-pin-2"), "--new-pin-source", secret("so-short", "x")});
+  CHECK(short_so.exit == 2);
+  CHECK(contains(short_so.err, "--new-pin-source: the new SO PIN has length 1; token 'officer' takes 4 to 255 characters"));
+
+  Outcome unblock = run_agent({"token", "unblock", module_option, "--so-pin-source", secret("so2", "so-pin-2"),
+                               "--new-pin-source", secret("reset", "3333")});
+  REQUIRE_MESSAGE(unblock.exit == 0, unblock.err);
+  CHECK(run_agent({"keygen", module_option, "--key-type", "ec:p256", "--label", "after", "--pin-source",
+                   secret("p3", "3333")}).exit == 0);
+
+  // A token holding objects is re-initialised only with --force.
+  std::vector<std::string> reinit = {"token", "init", module_option, "--token", "pkcs11:token=officer", "--label",
+                                     "renamed", "--so-pin-source", secret("so3", "so-pin-2"), "--new-pin-source",
+                                     secret("p4", "4444")};
+  Outcome refused = run_agent(reinit);
+  CHECK(refused.exit == 2);
+  CHECK(contains(refused.err, "holds 1 public objects"));
+  reinit.push_back("--force");
+  Outcome forced = run_agent(reinit);
+  CHECK_MESSAGE(forced.exit == 0, forced.err);
+  CHECK(contains(forced.out, "'renamed'"));
+}
+
+TEST_CASE("open_key: a key URI selects token and private key, for the csr and install commands") {
+  SoftHsm hsm;
+  hsm.add_token("keys");
+  hsm.add_token("other");
+  std::string pin = pin_file(hsm, "pin", "123456");
+  REQUIRE(run_agent({"keygen", module_option, "--token", "pkcs11:token=keys", "--key-type", "ec:p256", "--label",
+                     "seal", "--id", "01", "--always-authenticate", "--pin-source", pin}).exit == 0);
+  qscd::agent::Context context;
+  context.options.module = softhsm_module;
+  qscd::agent::TokenOptions options;
+  options.pin_source = pin;
+  {
+    qscd::agent::OpenKey key = qscd::agent::open_key(context, "pkcs11:token=keys;object=seal", options);
+    CHECK(key.token.info.label == "keys");
+    auto description = qscd::p11::describe_key(key.token.session, key.private_key);
+    CHECK(description.id == qscd::p11::Bytes{0x01});
+    CHECK(description.always_authenticate);
+    unsigned char digest[32] = {};
+    CHECK(qscd::p11::sign(key.token.session, key.private_key, CKM_ECDSA, digest, key.token.pin.bytes()).size() == 64);
+  }
+  CHECK_THROWS_WITH_AS(qscd::agent::open_key(context, "pkcs11:token=keys;id=%02", options),
+                       "no private key on token 'keys' matches pkcs11:token=keys;id=%02", qscd::p11::NotFound);
+  CHECK_THROWS_WITH_AS(qscd::agent::open_key(context, "pkcs11:token=keys", options), doctest::Contains("names no key"),
+                       qscd::agent::UsageError);
+}
