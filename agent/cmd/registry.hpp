@@ -17,6 +17,9 @@ void add_keygen(CLI::App& app, Context& context);
 void add_csr(CLI::App& app, Context& context);
 void add_order(CLI::App& app, Context& context);
 void add_orgs(CLI::App& app, Context& context);
+void add_export(CLI::App& app, Context& context);
+void add_install(CLI::App& app, Context& context);
+void add_jobs(CLI::App& app, Context& context);
 
 inline std::vector<Register> all_commands() {
   return {
@@ -26,6 +29,9 @@ inline std::vector<Register> all_commands() {
       add_csr,
       add_order,
       add_orgs,
+      add_install,
+      add_export,
+      add_jobs,
   };
 }
 

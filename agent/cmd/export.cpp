@@ -1,0 +1,83 @@
+// `export --key URI [--format pem|der|p7b] [--out FILE]`: the certificate chain
+// stored on the token for a key.
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "../certbundle.hpp"
+#include "../install.hpp"
+#include "key_session.hpp"
+#include "qscd/pkcs11/keys.hpp"
+#include "registry.hpp"
+
+namespace qscd::agent::cmd {
+
+namespace {
+
+struct ExportOptions {
+  std::string key;
+  std::string format = "pem";
+  std::string out;
+  std::string pin_source;
+};
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream file(path, std::ios::binary | std::ios::trunc);
+  file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  file.close();
+  if (!file) throw UsageError("--out", "cannot write " + path);
+}
+
+CommandResult run_export(Context& context, const ExportOptions& options) {
+  if (options.format != "pem" && options.out.empty()) {
+    throw UsageError("--out", "--format " + options.format + " is binary: give --out FILE");
+  }
+  KeySession source = open_key_session(context, options.key, p11::Session::Access::read_only, options.pin_source);
+  std::vector<ossl::X509Ptr> chain = stored_chain(source.session, source.key);
+
+  std::string bytes;
+  if (options.format == "pem") {
+    for (const auto& cert : chain) bytes += to_pem(cert.get());
+  } else if (options.format == "der") {
+    auto der = to_der(chain.front().get());  // DER holds one certificate: the end entity
+    bytes.assign(der.begin(), der.end());
+  } else {
+    auto der = to_p7b(chain);
+    bytes.assign(der.begin(), der.end());
+  }
+
+  CommandResult result;
+  result.json = {{"token_serial", source.token.serial},
+                 {"key_id", p11::to_hex(source.key.id)},
+                 {"format", options.format},
+                 {"certificates", nlohmann::json::array()}};
+  for (const auto& cert : chain) {
+    result.json["certificates"].push_back({{"subject", subject_line(X509_get_subject_name(cert.get()))},
+                                           {"serial", serial_hex(cert.get())},
+                                           {"pem", to_pem(cert.get())}});
+  }
+  if (options.out.empty()) {
+    result.text = bytes;
+  } else {
+    write_file(options.out, bytes);
+    result.json["out"] = options.out;
+    result.text = "wrote " + std::to_string(options.format == "der" ? 1 : chain.size()) + " certificate(s) to " +
+                  options.out + " (" + options.format + ")";
+  }
+  return result;
+}
+
+}  // namespace
+
+void add_export(CLI::App& app, Context& context) {
+  auto options = std::make_shared<ExportOptions>();
+  CLI::App* cmd = app.add_subcommand("export", "write the certificate chain stored on the token for a key");
+  cmd->add_option("--key", options->key, "RFC 7512 URI of the key")->required();
+  cmd->add_option("--format", options->format, "pem (end entity and chain), der (end entity only), p7b (DER PKCS#7)")
+      ->check(CLI::IsMember({"pem", "der", "p7b"}));
+  cmd->add_option("--out", options->out, "file to write (stdout for pem when absent)");
+  cmd->add_option("--pin-source", options->pin_source, "log in first, for tokens that hide their public keys");
+  cmd->callback([&context, options] { context.set_result(run_export(context, *options)); });
+}
+
+}  // namespace qscd::agent::cmd

@@ -1,0 +1,99 @@
+#include "scheduler.hpp"
+
+#include <csignal>
+#include <cstdlib>
+#include <exception>
+#include <stdexcept>
+#include <thread>
+
+namespace qscd::agent {
+
+StepTable& StepTable::on(JobState state, Step step) {
+  steps_[state] = std::move(step);
+  return *this;
+}
+
+const Step* StepTable::find(JobState state) const {
+  auto found = steps_.find(state);
+  return found == steps_.end() ? nullptr : &found->second;
+}
+
+void test_crash_point(std::string_view point) {
+  const char* crash_at = std::getenv("QSCD_AGENT_TEST_CRASH_AT");
+  if (crash_at != nullptr && point == crash_at) std::raise(SIGKILL);
+}
+
+namespace {
+
+std::string error_text(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "unknown error";
+  }
+}
+
+}  // namespace
+
+RunResult run_job(Journal& journal, std::int64_t id, const StepTable& steps, const RunOptions& options) {
+  JobLease lease(journal, id);
+  Job job = lease.job();
+  bool last_look = false;  // the deadline falls before the next retry: this is the final look
+  for (;;) {
+    if (job.state == JobState::monitoring) return {job, RunStop::finished};
+    if (job.state == JobState::failed) return {job, RunStop::failed};
+    const Step* step = steps.find(job.state);
+    if (step == nullptr) {
+      if (is_waiting_on_person(job.state)) return {job, RunStop::waiting_on_person};
+      throw std::logic_error("no step for job state " + std::string(to_string(job.state)));
+    }
+
+    StepResult result;
+    try {
+      result = (*step)(job);
+    } catch (...) {
+      auto error = std::current_exception();
+      std::string text = error_text(error);
+      if (is_in_flight(job.state)) {
+        journal.transition(id, job.state, restart_state(job.state), "rolled back after: " + text);
+      }
+      journal.record_error(id, text);
+      std::rethrow_exception(error);
+    }
+
+    if (result.next == job.state) {
+      if (result.retry_after <= std::chrono::seconds::zero()) {
+        throw std::logic_error("the step for " + std::string(to_string(job.state)) +
+                               " stayed in its state without a retry time");
+      }
+      if (is_waiting_on_person(job.state)) return {job, RunStop::waiting_on_person, result.retry_after};
+    } else {
+      job = journal.transition(id, job.state, result.next, result.detail, result.update);
+      if (options.on_transition) options.on_transition(job);
+      test_crash_point(to_string(job.state));
+    }
+
+    if (result.retry_after > std::chrono::seconds::zero() && !is_terminal(job.state)) {
+      if (!options.wait || last_look) return {journal.get(id), RunStop::waiting_on_ca, result.retry_after};
+      std::chrono::seconds delay = result.retry_after;
+      if (options.deadline) {
+        auto left = std::chrono::duration_cast<std::chrono::seconds>(*options.deadline - std::chrono::steady_clock::now());
+        if (left <= std::chrono::seconds::zero()) return {journal.get(id), RunStop::waiting_on_ca, result.retry_after};
+        if (left < delay) {
+          // One more look exactly at the deadline rather than giving up early.
+          delay = left;
+          last_look = true;
+        }
+      }
+      if (options.sleep) {
+        options.sleep(delay);
+      } else {
+        std::this_thread::sleep_for(delay);
+      }
+    }
+  }
+}
+
+}  // namespace qscd::agent
