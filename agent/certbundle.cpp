@@ -302,8 +302,14 @@ std::vector<X509Ptr> verify_chain(const CertBundle& bundle, const std::optional<
   if (trust_file) {
     auto anchors = read_certificate_file(*trust_file);
     for (const auto& anchor : anchors) X509_STORE_add_cert(store.get(), anchor.get());
-  } else if (X509_STORE_set_default_paths(store.get()) != 1) {
-    throw ChainNotTrusted("cannot load the system trust store: " + openssl_error());
+  } else {
+    // The system store as a hashed folder (/etc/ssl/certs), looked up by issuer name when
+    // needed: X509_STORE_set_default_paths would also parse the whole bundle file, which was
+    // half of a provisioning run's CPU time (docs/performance.md).
+    X509_LOOKUP* lookup = X509_STORE_add_lookup(store.get(), X509_LOOKUP_hash_dir());
+    if (lookup == nullptr || X509_LOOKUP_add_dir(lookup, nullptr, X509_FILETYPE_DEFAULT) != 1) {
+      throw ChainNotTrusted("cannot open the system trust store: " + openssl_error());
+    }
   }
   X509StackPtr untrusted(sk_X509_new_null());
   for (const auto& cert : bundle.others) {

@@ -458,8 +458,11 @@ class TokenRun {
     if (job.certificate_id) {
       certificate_id = std::to_string(*job.certificate_id);  // issued at once: no wait
     } else {
-      if (options_.approve) approve_pending(order_id);
       auto polled = ca().poll_order(order_id);
+      if (polled.kind() == api::OutcomeKind::pending && polled.pending().status == "needs_approval" && options_.approve) {
+        approve_pending(order_id);
+        polled = ca().poll_order(order_id);
+      }
       if (polled.kind() == api::OutcomeKind::pending) {
         return StepResult(JobState::ca_working, options_.poll_interval, "order " + order_id + " is " + polled.pending().status);
       }
@@ -513,12 +516,13 @@ class TokenRun {
     const p11::Bytes label = session_.bytes(handle, CKA_LABEL).value_or(p11::Bytes{});
     key.label = label.empty() ? job.key.key_label : std::string(label.begin(), label.end());
     key.public_key = ossl::EvpPkeyPtr(p11::public_key(session_, handle).release());
-    const auto csr = read_csr(job.csr_pem, "the job's CSR");
-    IssuanceExpectations expected = expectations(job);
-    expected.csr = csr.get();
-    PreparedInstall prepared =
-        prepare_install(read_certificates(std::string_view(job.chain_pem), "the job's chain"), key.public_key.get(), trust_, expected);
-    InstallResult installed = install_certificates(session_, key, prepared.end_entity.get(), prepared.intermediates);
+    // The chain was checked (key, validity, profile, trust) in CA_WORKING before it was stored;
+    // install_certificates checks the key again before it writes anything.
+    std::vector<ossl::X509Ptr> chain = read_certificates(std::string_view(job.chain_pem), "the job's chain");
+    if (chain.empty()) throw CaError("job " + std::to_string(job.id) + " has no stored certificate to install");
+    ossl::X509Ptr end_entity = std::move(chain.front());
+    chain.erase(chain.begin());
+    InstallResult installed = install_certificates(session_, key, end_entity.get(), chain);
     std::size_t written = installed.end_entity.created ? 1 : 0;
     for (const auto& intermediate : installed.intermediates) written += intermediate.created ? 1 : 0;
     return StepResult(JobState::monitoring, seconds(0),
