@@ -100,7 +100,17 @@ class CertCentralSim {
     return content.str();
   }
 
+  // The sim writes a request's audit line just after the answer went out, so a client can be
+  // faster than the log: wait until the file has stopped growing (at most a second).
   [[nodiscard]] std::vector<nlohmann::json> audit() const {
+    std::error_code ec;
+    std::uintmax_t size = std::filesystem::file_size(dir_ / "audit.jsonl", ec);
+    for (int quiet = 0, looks = 0; quiet < 2 && looks < 50; ++looks) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      std::uintmax_t now = std::filesystem::file_size(dir_ / "audit.jsonl", ec);
+      quiet = now == size ? quiet + 1 : 0;
+      size = now;
+    }
     std::vector<nlohmann::json> lines;
     std::ifstream in(dir_ / "audit.jsonl");
     std::string line;
