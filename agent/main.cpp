@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
     context.log.error(failure.message);
     if (options.json) {
       nlohmann::json doc = {{"error", {{"exit_code", as_int(failure.code)}, {"message", failure.message}}}};
-      std::cout << doc.dump(2) << '\n';
+      std::cout << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
     }
     return as_int(failure.code);
   }
@@ -102,7 +102,8 @@ int main(int argc, char** argv) {
   const auto& result = context.result();
   if (result) {
     if (options.json) {
-      std::cout << result->json.dump(2) << '\n';
+      // Labels and subjects come from tokens and files: bytes that are not UTF-8 become U+FFFD.
+      std::cout << result->json.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
     } else if (!result->text.empty()) {
       std::cout << result->text;
       if (result->text.back() != '\n') std::cout << '\n';

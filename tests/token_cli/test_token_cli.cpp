@@ -351,3 +351,18 @@ TEST_CASE("open_key: a key URI selects token and private key, for the csr and in
   CHECK_THROWS_WITH_AS(qscd::agent::open_key(context, "pkcs11:token=keys", options), doctest::Contains("names no key"),
                        qscd::agent::UsageError);
 }
+
+TEST_CASE("tokens --json: a key label that is not UTF-8 (Latin-1) gives valid JSON, not an abort") {
+  SoftHsm hsm;
+  hsm.add_token("latin");
+  const std::string latin1_label = "cl\xe9 \xe0 sceller";  // "clé à sceller" in ISO 8859-1
+  Outcome made = run_command({"pkcs11-tool", "--module", softhsm_module, "--token-label", "latin", "--login", "--pin",
+                              "123456", "--keypairgen", "--key-type", "EC:prime256v1", "--id", "0a", "--label",
+                              latin1_label});
+  REQUIRE_MESSAGE(made.exit == 0, made.err);
+  Outcome listing = run_agent({"tokens", module_option, "--json"});
+  REQUIRE_MESSAGE(listing.exit == 0, listing.err);
+  auto doc = nlohmann::json::parse(listing.out);  // throws on invalid UTF-8
+  REQUIRE(doc["tokens"][0]["objects"].size() == 1);
+  CHECK(doc["tokens"][0]["objects"][0]["label"] == "cl\xef\xbf\xbd \xef\xbf\xbd sceller");  // U+FFFD for each byte
+}
