@@ -87,7 +87,9 @@ void run_check(const CheckOptions& options, Context& context) {
 void refuse_key_before_login(const p11::Session& session, const p11::Uri& key_uri, csr::Profile profile, bool rsa_pss) {
   std::optional<p11::ObjectHandle> public_object;
   try {
-    public_object = p11::select_object(session, key_uri, CKO_PUBLIC_KEY);
+    // The URI names the private key (often with type=private, as p11tool prints it); its id and
+    // label find the public half.
+    public_object = p11::select_object(session, key_uri, CKO_PUBLIC_KEY, p11::UriClass::ignored);
   } catch (const p11::NotFound&) {
     return;
   } catch (const p11::Ambiguous&) {

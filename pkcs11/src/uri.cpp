@@ -177,13 +177,13 @@ const char* class_name(CK_OBJECT_CLASS object_class) {
 
 }  // namespace
 
-ObjectHandle select_object(const Session& session, const Uri& uri, CK_OBJECT_CLASS object_class) {
+ObjectHandle select_object(const Session& session, const Uri& uri, CK_OBJECT_CLASS object_class, UriClass uri_class) {
   const char* kind = class_name(object_class);
-  if (auto named = uri.object_class(); named && *named != object_class) {
+  if (auto named = uri.object_class(); uri_class == UriClass::must_match && named && *named != object_class) {
     throw InvalidArgument(uri.text() + " names a " + class_name(*named) + ", but a " + kind + " is needed here");
   }
   AttributeTemplate query = uri.object_template();
-  query.object_class(object_class);
+  query.object_class(object_class);  // replaces the URI's own type=, if any
   std::vector<ObjectHandle> found = session.find(query);
   if (found.size() == 1) return found.front();
   const std::string token = "token '" + session.site().token_label + "'";

@@ -68,10 +68,17 @@ enum class TokenScope {
 TokenInfo select_token(const Module& module, const std::optional<std::string>& uri,
                        TokenScope scope = TokenScope::initialized);
 
+// What select_object does with the URI's own type=.
+enum class UriClass {
+  must_match,  // a URI whose type= names another class is refused
+  ignored,     // the key's other half: type=private still finds the public key with that id/label
+};
+
 // Exactly one object of class `object_class` matching the object part of `uri`
 // (id, object label) in `session`'s token. Private keys are only visible after
-// login. None -> NotFound, several -> Ambiguous; a URI whose type= names
-// another class -> InvalidArgument.
-ObjectHandle select_object(const Session& session, const Uri& uri, CK_OBJECT_CLASS object_class);
+// login. None -> NotFound, several -> Ambiguous; with UriClass::must_match, a
+// URI whose type= names another class -> InvalidArgument.
+ObjectHandle select_object(const Session& session, const Uri& uri, CK_OBJECT_CLASS object_class,
+                           UriClass uri_class = UriClass::must_match);
 
 }  // namespace qscd::p11
