@@ -48,7 +48,14 @@ Uri Uri::parse(std::string_view text) {
   std::string owned(text);
   int result = p11_kit_uri_parse(owned.c_str(), P11_KIT_URI_FOR_ANY, uri.get());
   if (result != P11_KIT_URI_OK) {
-    throw InvalidArgument("'" + owned + "' is not a PKCS#11 URI (RFC 7512): " + p11_kit_uri_message(result));
+    // A URI that does not parse may still carry a PIN: then its text is not repeated.
+    const bool may_hold_pin = owned.find("pin-") != std::string::npos;
+    throw InvalidArgument((may_hold_pin ? std::string("the text") : "'" + owned + "'") +
+                          " is not a PKCS#11 URI (RFC 7512): " + p11_kit_uri_message(result));
+  }
+  if (p11_kit_uri_get_pin_value(uri.get()) != nullptr || p11_kit_uri_get_pin_source(uri.get()) != nullptr) {
+    // The URI text is not repeated: it holds the PIN, and error messages end up in logs.
+    throw InvalidArgument("PINs are not accepted inside a PKCS#11 URI; use --pin-source");
   }
   if (p11_kit_uri_any_unrecognized(uri.get())) {
     throw InvalidArgument("'" + owned + "' has an attribute this agent does not know; it would match too much");

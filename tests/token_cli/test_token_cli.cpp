@@ -366,3 +366,25 @@ TEST_CASE("tokens --json: a key label that is not UTF-8 (Latin-1) gives valid JS
   REQUIRE(doc["tokens"][0]["objects"].size() == 1);
   CHECK(doc["tokens"][0]["objects"][0]["label"] == "cl\xef\xbf\xbd \xef\xbf\xbd sceller");  // U+FFFD for each byte
 }
+
+TEST_CASE("a PIN inside a --token or --key URI is refused (exit 2) and appears nowhere in the output") {
+  SoftHsm hsm;
+  hsm.add_token("inuri");
+  const std::string secret = "5718204";
+  const std::vector<std::vector<std::string>> commands = {
+      {"tokens", module_option, "--token", "pkcs11:token=inuri?pin-value=" + secret},
+      {"--json", "tokens", module_option, "--token", "pkcs11:token=inuri?pin-source=file:/tmp/" + secret},
+      {"export", module_option, "--key", "pkcs11:token=inuri;id=%01?pin-value=" + secret},
+      {"csr", module_option, "--key", "pkcs11:token=inuri;id=%01?pin-value=" + secret, "--profile", "generic", "--set",
+       "CN=x"},
+  };
+  for (const auto& args : commands) {
+    CAPTURE(args[args.size() > 4 && args[0] == "--json" ? 4 : 3]);
+    Outcome result = run_agent(args);
+    CAPTURE(result.err);
+    CHECK(result.exit == 2);
+    CHECK(contains(result.err, "PINs are not accepted inside a PKCS#11 URI; use --pin-source"));
+    CHECK_FALSE(contains(result.out, secret));
+    CHECK_FALSE(contains(result.err, secret));
+  }
+}

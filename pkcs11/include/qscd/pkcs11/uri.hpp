@@ -23,6 +23,7 @@ class Uri {
  public:
   // Throws InvalidArgument naming the text and p11-kit's reason. Unknown path
   // attributes are refused too: silently ignoring `tokn=x` would widen a match.
+  // A URI with pin-value= or pin-source= is refused without repeating its text.
   static Uri parse(std::string_view text);
 
   ~Uri();
