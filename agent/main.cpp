@@ -1,5 +1,6 @@
 // qscd-agent: the one place where errors become exit codes and results are printed.
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -62,6 +63,9 @@ int as_int(ExitCode code) { return static_cast<int>(code); }
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A reader that went away (pinentry, a closed pipe on stdout) is an EPIPE
+  // error to handle, not a signal that kills the agent; libcurl wants this too.
+  std::signal(SIGPIPE, SIG_IGN);
   qscd::agent::Context context;
   auto& options = context.options;
 

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -387,4 +388,33 @@ TEST_CASE("a PIN inside a --token or --key URI is refused (exit 2) and appears n
     CHECK_FALSE(contains(result.out, secret));
     CHECK_FALSE(contains(result.err, secret));
   }
+}
+
+TEST_CASE("pinentry: a missing program or one that hangs up exits 2 with a message, never killed by SIGPIPE") {
+  SoftHsm hsm;
+  hsm.add_token("entry", "12345678", "1234");  // the fake pinentry answers 1234
+  const char* source_dir = std::getenv("QSCD_TEST_SOURCE_DIR");
+  REQUIRE(source_dir != nullptr);
+  const std::string fake = std::string(source_dir) + "/tests/support/fake-pinentry.sh";
+  const std::vector<std::string> keygen = {"keygen", module_option, "--key-type", "ec:p256", "--label", "p",
+                                           "--pin-source", "pinentry"};
+
+  ::setenv("PINENTRY_PROGRAM", "/nonexistent", 1);
+  Outcome missing = run_agent(keygen);
+  CHECK(missing.exit == 2);
+  CHECK(contains(missing.err, "cannot run the pinentry program '/nonexistent'"));
+
+  ::setenv("PINENTRY_PROGRAM", fake.c_str(), 1);
+  ::setenv("FAKE_PINENTRY_MODE", "hangup", 1);
+  // The agent must ignore SIGPIPE itself, not inherit SIG_IGN from the test runner.
+  auto runner_sigpipe = std::signal(SIGPIPE, SIG_DFL);
+  Outcome hangup = run_agent(keygen);
+  std::signal(SIGPIPE, runner_sigpipe);
+  ::unsetenv("FAKE_PINENTRY_MODE");
+  CHECK_MESSAGE(hangup.exit == 2, hangup.err);  // 141 when SIGPIPE killed it
+  CHECK(contains(hangup.err, "pinentry did not return the user PIN"));
+
+  Outcome through_pinentry = run_agent(keygen);
+  ::unsetenv("PINENTRY_PROGRAM");
+  CHECK_MESSAGE(through_pinentry.exit == 0, through_pinentry.err);
 }
