@@ -25,6 +25,15 @@ SecretBuffer read_pin(const std::string& spec, std::string_view what, std::strin
   return read_secret(source, what, option);
 }
 
+SecretBuffer read_new_pin(const std::string& spec, std::string_view what, std::string_view option) {
+  std::string source = spec.empty() ? default_secret_spec(option) : spec;
+  SecretBuffer pin = read_secret(source, what, option);
+  if (source != "prompt" && source != "pinentry") return pin;  // nobody typed it: no typo to catch
+  SecretBuffer again = read_secret(source, std::string(what) + " again", option);
+  if (pin.view() != again.view()) throw UsageError(std::string(option), "the two entries differ");
+  return pin;  // both buffers wipe themselves
+}
+
 OpenToken open_logged_in(Context& context, const TokenOptions& options) {
   SecretBuffer pin = read_pin(options.pin_source, "user PIN", "--pin-source");
   p11::Module& module = context.module();

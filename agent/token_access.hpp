@@ -34,6 +34,11 @@ void add_pin_options(CLI::App& command, TokenOptions& options);
 // (a terminal prompt) when the option was not given.
 SecretBuffer read_pin(const std::string& spec, std::string_view what, std::string_view option);
 
+// A PIN about to be set. From an interactive source (prompt, pinentry; also the
+// default prompt) it is asked twice and the two entries must agree, else
+// UsageError(option, "the two entries differ"); other sources are read once.
+SecretBuffer read_new_pin(const std::string& spec, std::string_view what, std::string_view option);
+
 // The selected token and a read/write session on it, logged in as the user.
 // The PIN is read first, so a bad --pin-source is refused before the token is
 // touched. It is kept (wiped on destruction) for the context-specific login a

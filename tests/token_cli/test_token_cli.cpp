@@ -418,3 +418,48 @@ TEST_CASE("pinentry: a missing program or one that hangs up exits 2 with a messa
   ::unsetenv("PINENTRY_PROGRAM");
   CHECK_MESSAGE(through_pinentry.exit == 0, through_pinentry.err);
 }
+
+TEST_CASE("new PINs from an interactive source are asked twice and must agree") {
+  SoftHsm hsm;
+  const char* source_dir = std::getenv("QSCD_TEST_SOURCE_DIR");
+  REQUIRE(source_dir != nullptr);
+  const std::string fake = std::string(source_dir) + "/tests/support/fake-pinentry.sh";
+  const std::string answers = (hsm.dir() / "answers").string();
+  ::setenv("PINENTRY_PROGRAM", fake.c_str(), 1);
+  ::setenv("FAKE_PINENTRY_PINS", answers.c_str(), 1);
+  auto run_with_answers = [&](const std::string& lines, const std::vector<std::string>& args) {
+    std::ofstream(answers) << lines;
+    Outcome result = run_agent(args);
+    CHECK(qscd::test::slurp(answers).empty());  // every answer was asked for
+    return result;
+  };
+  const std::vector<std::string> init = {"token", "init", module_option, "--label", "twice", "--so-pin-source",
+                                         "pinentry", "--new-pin-source", "pinentry"};
+
+  Outcome so_differs = run_with_answers("so-pin-1\nso-pin-2\n", init);
+  CHECK(so_differs.exit == 2);
+  CHECK(contains(so_differs.err, "--so-pin-source: the two entries differ"));
+  Outcome user_differs = run_with_answers("so-pin-1\nso-pin-1\n1111\n1112\n", init);
+  CHECK(user_differs.exit == 2);
+  CHECK(contains(user_differs.err, "--new-pin-source: the two entries differ"));
+  CHECK(contains(run_agent({"tokens", module_option}).out, "token not initialised"));
+  Outcome agreed = run_with_answers("so-pin-1\nso-pin-1\n1111\n1111\n", init);
+  REQUIRE_MESSAGE(agreed.exit == 0, agreed.err);
+
+  const std::vector<std::string> change = {"token", "change-pin", module_option, "--pin-source",
+                                           pin_file(hsm, "old", "1111"), "--new-pin-source", "pinentry"};
+  Outcome change_differs = run_with_answers("2222\n3333\n", change);
+  CHECK(change_differs.exit == 2);
+  CHECK(contains(change_differs.err, "--new-pin-source: the two entries differ"));
+  CHECK(run_with_answers("2222\n2222\n", change).exit == 0);
+
+  const std::vector<std::string> unblock = {"token", "unblock", module_option, "--so-pin-source",
+                                            pin_file(hsm, "so", "so-pin-1"), "--new-pin-source", "pinentry"};
+  Outcome unblock_differs = run_with_answers("4444\n5555\n", unblock);
+  CHECK(unblock_differs.exit == 2);
+  CHECK(contains(unblock_differs.err, "--new-pin-source: the two entries differ"));
+  CHECK(run_with_answers("4444\n4444\n", unblock).exit == 0);
+  ::unsetenv("FAKE_PINENTRY_PINS");
+  ::unsetenv("PINENTRY_PROGRAM");
+  CHECK(run_agent({"tokens", module_option, "--pin-source", pin_file(hsm, "new", "4444")}).exit == 0);
+}
