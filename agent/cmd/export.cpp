@@ -1,9 +1,9 @@
 // `export --key URI [--format pem|der|p7b] [--out FILE]`: the certificate chain
 // stored on the token for a key.
-#include <fstream>
 #include <memory>
 #include <string>
 
+#include "../atomic_file.hpp"
 #include "../certbundle.hpp"
 #include "../install.hpp"
 #include "key_session.hpp"
@@ -20,13 +20,6 @@ struct ExportOptions {
   std::string out;
   std::string pin_source;
 };
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream file(path, std::ios::binary | std::ios::trunc);
-  file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  file.close();
-  if (!file) throw UsageError("--out", "cannot write " + path);
-}
 
 CommandResult run_export(Context& context, const ExportOptions& options) {
   if (options.format != "pem" && options.out.empty()) {
@@ -59,7 +52,7 @@ CommandResult run_export(Context& context, const ExportOptions& options) {
   if (options.out.empty()) {
     result.text = bytes;
   } else {
-    write_file(options.out, bytes);
+    write_file_atomically(options.out, bytes, "--out");
     result.json["out"] = options.out;
     result.text = "wrote " + std::to_string(options.format == "der" ? 1 : chain.size()) + " certificate(s) to " +
                   options.out + " (" + options.format + ")";
