@@ -6,7 +6,7 @@
 #include "../atomic_file.hpp"
 #include "../certbundle.hpp"
 #include "../install.hpp"
-#include "key_session.hpp"
+#include "../token_access.hpp"
 #include "qscd/pkcs11/keys.hpp"
 #include "registry.hpp"
 
@@ -18,15 +18,17 @@ struct ExportOptions {
   std::string key;
   std::string format = "pem";
   std::string out;
-  std::string pin_source;
+  TokenOptions token;  // --pin-source, --allow-final-try; the token is --key's
 };
 
 CommandResult run_export(Context& context, const ExportOptions& options) {
   if (options.format != "pem" && options.out.empty()) {
     throw UsageError("--out", "--format " + options.format + " is binary: give --out FILE");
   }
-  KeySession source = open_key_session(context, options.key, p11::Session::Access::read_only, options.pin_source);
-  std::vector<ossl::X509Ptr> chain = stored_chain(source.session, source.key);
+  OpenKey source = open_key(context, options.key, options.token,
+                            {.access = p11::Session::Access::read_only, .login = KeyLogin::if_pin_given, .before_login = nullptr});
+  const TokenKey key = find_token_key(source.session, source.uri);
+  std::vector<ossl::X509Ptr> chain = stored_chain(source.session, key);
 
   std::string bytes;
   if (options.format == "pem") {
@@ -40,8 +42,8 @@ CommandResult run_export(Context& context, const ExportOptions& options) {
   }
 
   CommandResult result;
-  result.json = {{"token_serial", source.token.serial},
-                 {"key_id", p11::to_hex(source.key.id)},
+  result.json = {{"token_serial", source.info.serial},
+                 {"key_id", p11::to_hex(key.id)},
                  {"format", options.format},
                  {"certificates", nlohmann::json::array()}};
   for (const auto& cert : chain) {
@@ -69,7 +71,9 @@ void add_export(CLI::App& app, Context& context) {
   cmd->add_option("--format", options->format, "pem (end entity and chain), der (end entity only), p7b (DER PKCS#7)")
       ->check(CLI::IsMember({"pem", "der", "p7b"}));
   cmd->add_option("--out", options->out, "file to write (stdout for pem when absent)");
-  cmd->add_option("--pin-source", options->pin_source, "log in first, for tokens that hide their public keys");
+  cmd->add_option("--pin-source", options->token.pin_source, "log in first, for tokens that hide their public keys");
+  cmd->add_flag("--allow-final-try", options->token.allow_final_try,
+                "send the PIN even when one more wrong PIN would lock the token");
   cmd->callback([&context, options] { context.set_result(run_export(context, *options)); });
 }
 

@@ -327,7 +327,7 @@ TEST_CASE("token init, change-pin (user and SO), unblock") {
   CHECK(contains(forced.out, "'renamed'"));
 }
 
-TEST_CASE("open_key: a key URI selects token and private key, for the csr and install commands") {
+TEST_CASE("open_key: a key URI selects token and session for csr, install and export; --key names bad URIs") {
   SoftHsm hsm;
   hsm.add_token("keys");
   hsm.add_token("other");
@@ -340,17 +340,46 @@ TEST_CASE("open_key: a key URI selects token and private key, for the csr and in
   options.pin_source = pin;
   {
     qscd::agent::OpenKey key = qscd::agent::open_key(context, "pkcs11:token=keys;object=seal", options);
-    CHECK(key.token.info.label == "keys");
-    auto description = qscd::p11::describe_key(key.token.session, key.private_key);
+    CHECK(key.info.label == "keys");
+    REQUIRE(key.pin.has_value());
+    auto private_key = qscd::p11::select_object(key.session, key.uri, CKO_PRIVATE_KEY);
+    auto description = qscd::p11::describe_key(key.session, private_key);
     CHECK(description.id == qscd::p11::Bytes{0x01});
     CHECK(description.always_authenticate);
     unsigned char digest[32] = {};
-    CHECK(qscd::p11::sign(key.token.session, key.private_key, CKM_ECDSA, digest, key.token.pin.bytes()).size() == 64);
+    CHECK(qscd::p11::sign(key.session, private_key, CKM_ECDSA, digest, key.pin->bytes()).size() == 64);
   }
-  CHECK_THROWS_WITH_AS(qscd::agent::open_key(context, "pkcs11:token=keys;id=%02", options),
+  {
+    // Login only with a PIN source; the hook runs first.
+    qscd::agent::TokenOptions no_pin;
+    bool hook_ran = false;
+    qscd::agent::OpenKey key = qscd::agent::open_key(
+        context, "pkcs11:token=keys;id=%01", no_pin,
+        {.access = qscd::p11::Session::Access::read_only,
+         .login = qscd::agent::KeyLogin::if_pin_given,
+         .before_login = [&hook_ran](const qscd::p11::Session& session, const qscd::p11::Uri&) {
+           hook_ran = !session.logged_in();
+         }});
+    CHECK(hook_ran);
+    CHECK_FALSE(key.session.logged_in());
+    CHECK_FALSE(key.pin.has_value());
+  }
+  qscd::agent::OpenKey other_key = qscd::agent::open_key(context, "pkcs11:token=keys;id=%02", options);
+  CHECK_THROWS_WITH_AS(qscd::p11::select_object(other_key.session, other_key.uri, CKO_PRIVATE_KEY),
                        "no private key on token 'keys' matches pkcs11:token=keys;id=%02", qscd::p11::NotFound);
   CHECK_THROWS_WITH_AS(qscd::agent::open_key(context, "pkcs11:token=keys", options), doctest::Contains("names no key"),
                        qscd::agent::UsageError);
+
+  // Every key command reports a bad key URI against --key.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"export", module_option, "--key", "token=keys;id=%01"},
+        std::vector<std::string>{"csr", module_option, "--key", "token=keys;id=%01", "--profile", "generic", "--set",
+                                 "CN=x"}}) {
+    CAPTURE(args[0]);
+    Outcome result = run_agent(args);
+    CHECK(result.exit == 2);
+    CHECK(contains(result.err, "--key: 'token=keys;id=%01' is not a PKCS#11 URI"));
+  }
 }
 
 TEST_CASE("tokens --json: a key label that is not UTF-8 (Latin-1) gives valid JSON, not an abort") {
