@@ -38,7 +38,7 @@ Module::Module(const std::string& path) : path_(path) {
     g_module_alive = false;
     throw ModuleLoadError("--module " + path + " is not a PKCS#11 module: it has no C_GetFunctionList");
   }
-  CK_RV rv = get_function_list(&functions_);
+  CK_RV rv = detail::call_raw(CallSite{}, "C_GetFunctionList", get_function_list, &functions_);
   if (rv != CKR_OK || functions_ == nullptr) {
     ::dlclose(handle_);
     handle_ = nullptr;
@@ -77,7 +77,7 @@ void Module::initialize() {
 
 void Module::release() noexcept {
   if (functions_ != nullptr) {
-    if (functions_->C_Finalize != nullptr) functions_->C_Finalize(nullptr);
+    QSCD_P11_CALL_NOEXCEPT(functions_, C_Finalize, nullptr);
     functions_ = nullptr;
     g_module_alive = false;
   }

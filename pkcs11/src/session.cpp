@@ -25,8 +25,8 @@ Session::Session(const Module& module, CK_SLOT_ID slot, Access access)
 
 void Session::release() noexcept {
   if (functions_ == nullptr || handle_ == CK_INVALID_HANDLE) return;
-  if (logout_on_close_ && functions_->C_Logout != nullptr) functions_->C_Logout(handle_);
-  if (functions_->C_CloseSession != nullptr) functions_->C_CloseSession(handle_);
+  if (logout_on_close_) QSCD_P11_CALL_NOEXCEPT(functions_, C_Logout, handle_);
+  QSCD_P11_CALL_NOEXCEPT(functions_, C_CloseSession, handle_);
   handle_ = CK_INVALID_HANDLE;
   logged_in_.reset();
   logout_on_close_ = false;
@@ -133,9 +133,7 @@ FindOperation::FindOperation(const Session& session, const AttributeTemplate& qu
 }
 
 FindOperation::~FindOperation() noexcept {
-  if (active_ && session_->functions()->C_FindObjectsFinal != nullptr) {
-    session_->functions()->C_FindObjectsFinal(session_->handle());
-  }
+  if (active_) QSCD_P11_CALL_NOEXCEPT(session_->functions(), C_FindObjectsFinal, session_->handle());
 }
 
 FindOperation::FindOperation(FindOperation&& other) noexcept
