@@ -8,6 +8,11 @@ namespace qscd::agent {
 
 std::optional<std::string> TokenOptions::token_uri() const {
   if (token.empty()) return std::nullopt;
+  try {
+    (void)p11::Uri::parse(token);  // refused here, against --token, not later without a name
+  } catch (const p11::InvalidArgument& e) {
+    throw UsageError("--token", e.what());
+  }
   return token;
 }
 

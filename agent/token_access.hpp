@@ -22,6 +22,7 @@ struct TokenOptions {
   std::string pin_source;  // --pin-source; empty: prompt on a terminal
   bool allow_final_try = false;
 
+  // --token, when given; a URI that does not parse -> UsageError("--token").
   [[nodiscard]] std::optional<std::string> token_uri() const;
   [[nodiscard]] p11::LoginOptions login_options() const { return {.allow_final_try = allow_final_try}; }
 };

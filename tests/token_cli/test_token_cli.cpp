@@ -492,3 +492,35 @@ TEST_CASE("new PINs from an interactive source are asked twice and must agree") 
   ::unsetenv("PINENTRY_PROGRAM");
   CHECK(run_agent({"tokens", module_option, "--pin-source", pin_file(hsm, "new", "4444")}).exit == 0);
 }
+
+TEST_CASE("errors name their field: a bad --token URI, and where a bad module path came from") {
+  SoftHsm hsm;
+  hsm.add_token("named");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"tokens", module_option, "--token", "token=named"},
+        std::vector<std::string>{"keygen", module_option, "--token", "token=named", "--key-type", "ec:p256", "--label",
+                                 "k", "--pin-source", pin_file(hsm, "pin0", "123456")},
+        std::vector<std::string>{"token", "change-pin", module_option, "--token", "token=named", "--pin-source",
+                                 pin_file(hsm, "pin", "123456"), "--new-pin-source", pin_file(hsm, "new", "654321")}}) {
+    CAPTURE(args[0]);
+    Outcome result = run_agent(args);
+    CHECK(result.exit == 2);
+    CHECK_MESSAGE(contains(result.err, "--token: 'token=named' is not a PKCS#11 URI"), result.err);
+  }
+
+  ::setenv("QSCD_AGENT_MODULE", "/etc/hostname", 1);
+  Outcome from_env = run_agent({"tokens"});
+  ::unsetenv("QSCD_AGENT_MODULE");
+  CHECK(from_env.exit == 2);
+  CHECK_MESSAGE(contains(from_env.err, "QSCD_AGENT_MODULE /etc/hostname is not a loadable PKCS#11 module"), from_env.err);
+
+  const auto config = hsm.dir() / "agent.toml";
+  std::ofstream(config) << "[pkcs11]\nmodule = \"/etc/hostname\"\n";
+  Outcome from_config = run_agent({"tokens", "--config", config.string()});
+  CHECK(from_config.exit == 2);
+  CHECK_MESSAGE(contains(from_config.err, "pkcs11.module of " + config.string() + " /etc/hostname is not a loadable"),
+                from_config.err);
+
+  Outcome from_option = run_agent({"tokens", "--module", "/etc/hostname", "--config", config.string()});
+  CHECK(contains(from_option.err, "--module /etc/hostname is not a loadable PKCS#11 module"));
+}
