@@ -139,6 +139,8 @@ SecretBuffer from_env(const std::string& name, std::string_view what, std::strin
   }
   SecretBuffer secret;
   for (const char* p = value; *p != '\0'; ++p) secret.push_back(static_cast<unsigned char>(*p));
+  // Child processes (pinentry, anything the agent starts later) must not inherit it.
+  ::unsetenv(name.c_str());
   return secret;
 }
 

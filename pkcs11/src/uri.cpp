@@ -41,6 +41,24 @@ void set_token(P11KitUri* uri, const TokenInfo& token) {
   std::memcpy(info->serialNumber, token.raw.serialNumber, sizeof info->serialNumber);
 }
 
+// Module (library-*) and slot (slot-description, slot-manufacturer) parts: matches() compares
+// token info and slot-id only, so such a part would be silently ignored and match too much.
+// p11-kit leaves an absent string part zero-filled and an absent version at 255.255.
+std::string unmatched_parts(P11KitUri* uri) {
+  std::string parts;
+  auto add = [&parts](bool present, const char* name) {
+    if (present) parts += (parts.empty() ? "" : ", ") + std::string(name);
+  };
+  const CK_INFO* library = p11_kit_uri_get_module_info(uri);
+  add(library->libraryDescription[0] != 0, "library-description");
+  add(library->manufacturerID[0] != 0, "library-manufacturer");
+  add(library->libraryVersion.major != 0xff || library->libraryVersion.minor != 0xff, "library-version");
+  const CK_SLOT_INFO* slot = p11_kit_uri_get_slot_info(uri);
+  add(slot->slotDescription[0] != 0, "slot-description");
+  add(slot->manufacturerID[0] != 0, "slot-manufacturer");
+  return parts;
+}
+
 }  // namespace
 
 Uri Uri::parse(std::string_view text) {
@@ -56,6 +74,11 @@ Uri Uri::parse(std::string_view text) {
   if (p11_kit_uri_get_pin_value(uri.get()) != nullptr || p11_kit_uri_get_pin_source(uri.get()) != nullptr) {
     // The URI text is not repeated: it holds the PIN, and error messages end up in logs.
     throw InvalidArgument("PINs are not accepted inside a PKCS#11 URI; use --pin-source");
+  }
+  if (const std::string parts = unmatched_parts(uri.get()); !parts.empty()) {
+    throw InvalidArgument("'" + owned + "' has " + parts +
+                          ", which this agent does not match; name the token by token=, serial=, model=, "
+                          "manufacturer= or slot-id=");
   }
   if (p11_kit_uri_any_unrecognized(uri.get())) {
     throw InvalidArgument("'" + owned + "' has an attribute this agent does not know; it would match too much");

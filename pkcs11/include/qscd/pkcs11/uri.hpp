@@ -23,7 +23,9 @@ class Uri {
  public:
   // Throws InvalidArgument naming the text and p11-kit's reason. Unknown path
   // attributes are refused too: silently ignoring `tokn=x` would widen a match.
-  // A URI with pin-value= or pin-source= is refused without repeating its text.
+  // A URI with pin-value= or pin-source= is refused without repeating its text;
+  // one with library-* or slot-description/slot-manufacturer parts (which
+  // matches() does not compare) is refused naming them.
   static Uri parse(std::string_view text);
 
   ~Uri();
