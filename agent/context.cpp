@@ -31,18 +31,23 @@ const Config& Context::config() {
   return *config_;
 }
 
-std::string Context::module_path() {
-  if (!options.module.empty()) return options.module;
-  if (const char* env = std::getenv("QSCD_AGENT_MODULE"); env != nullptr && *env != '\0') return env;
-  if (const auto& configured = config().pkcs11_module) return *configured;
-  return p11::Module::default_path();
+Context::ModuleChoice Context::module_choice() {
+  if (!options.module.empty()) return {options.module, "--module"};
+  if (const char* env = std::getenv("QSCD_AGENT_MODULE"); env != nullptr && *env != '\0') {
+    return {env, "QSCD_AGENT_MODULE"};
+  }
+  const Config& loaded = config();
+  if (const auto& configured = loaded.pkcs11_module) {
+    return {*configured, "pkcs11.module of " + (loaded.source ? loaded.source->string() : std::string("the config"))};
+  }
+  return {p11::Module::default_path(), "the default module (no --module, QSCD_AGENT_MODULE or pkcs11.module)"};
 }
 
 p11::Module& Context::module() {
   if (!module_) {
-    std::string path = module_path();
-    log.debug("loading PKCS#11 module " + path);
-    module_ = std::make_unique<p11::Module>(path);
+    ModuleChoice choice = module_choice();
+    log.debug("loading PKCS#11 module " + choice.path + " (" + choice.origin + ")");
+    module_ = std::make_unique<p11::Module>(choice.path, choice.origin);
   }
   return *module_;
 }

@@ -55,7 +55,7 @@ class Context {
 
   const Config& config();
   // --module, then QSCD_AGENT_MODULE, then config pkcs11.module, then p11-kit's proxy.
-  std::string module_path();
+  std::string module_path() { return module_choice().path; }
   // Loads the module on first use; the same one for the rest of the process.
   p11::Module& module();
   // --state-dir, then QSCD_AGENT_STATE_DIR, then config agent.state_dir, then
@@ -66,6 +66,13 @@ class Context {
   [[nodiscard]] const std::optional<CommandResult>& result() const { return result_; }
 
  private:
+  // The module path and where it came from, for the ModuleLoadError a bad one gives.
+  struct ModuleChoice {
+    std::string path;
+    std::string origin;
+  };
+  ModuleChoice module_choice();
+
   std::optional<Config> config_;
   std::unique_ptr<p11::Module> module_;
   std::optional<CommandResult> result_;

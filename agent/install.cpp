@@ -91,7 +91,7 @@ p11::ObjectHandle create_certificate(p11::Session& session, X509* cert, CK_ULONG
 TokenKey find_token_key(const p11::Session& session, const p11::Uri& key_uri) {
   TokenKey key;
   try {
-    key.handle = p11::select_object(session, key_uri, CKO_PUBLIC_KEY);
+    key.handle = p11::select_object(session, key_uri, CKO_PUBLIC_KEY, p11::UriClass::ignored);
   } catch (const p11::NotFound&) {
     if (!session.logged_in()) throw;
     key.handle = p11::select_object(session, key_uri, CKO_PRIVATE_KEY);

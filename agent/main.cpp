@@ -1,5 +1,6 @@
 // qscd-agent: the one place where errors become exit codes and results are printed.
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -62,6 +63,9 @@ int as_int(ExitCode code) { return static_cast<int>(code); }
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A reader that went away (pinentry, a closed pipe on stdout) is an EPIPE
+  // error to handle, not a signal that kills the agent; libcurl wants this too.
+  std::signal(SIGPIPE, SIG_IGN);
   qscd::agent::Context context;
   auto& options = context.options;
 
@@ -94,7 +98,7 @@ int main(int argc, char** argv) {
     context.log.error(failure.message);
     if (options.json) {
       nlohmann::json doc = {{"error", {{"exit_code", as_int(failure.code)}, {"message", failure.message}}}};
-      std::cout << doc.dump(2) << '\n';
+      std::cout << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
     }
     return as_int(failure.code);
   }
@@ -102,7 +106,8 @@ int main(int argc, char** argv) {
   const auto& result = context.result();
   if (result) {
     if (options.json) {
-      std::cout << result->json.dump(2) << '\n';
+      // Labels and subjects come from tokens and files: bytes that are not UTF-8 become U+FFFD.
+      std::cout << result->json.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
     } else if (!result->text.empty()) {
       std::cout << result->text;
       if (result->text.back() != '\n') std::cout << '\n';

@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "errors.hpp"
 
@@ -60,12 +62,22 @@ namespace {
 class Fd {
  public:
   explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
+  ~Fd() { reset(); }
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
   [[nodiscard]] int get() const { return fd_; }
+  void reset() noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
 
  private:
   int fd_;
@@ -127,6 +139,8 @@ SecretBuffer from_env(const std::string& name, std::string_view what, std::strin
   }
   SecretBuffer secret;
   for (const char* p = value; *p != '\0'; ++p) secret.push_back(static_cast<unsigned char>(*p));
+  // Child processes (pinentry, anything the agent starts later) must not inherit it.
+  ::unsetenv(name.c_str());
   return secret;
 }
 
@@ -156,33 +170,81 @@ SecretBuffer from_prompt(std::string_view what, std::string_view option) {
   }
 }
 
+// A pinentry child and our ends of its stdin/stdout. Destroying it closes our
+// ends (pinentry exits on EOF) and then reaps the child, also when reading its
+// reply threw.
+class PinentryProcess {
+ public:
+  PinentryProcess(const char* program, std::string_view option) {
+    int to_child[2];
+    if (::pipe2(to_child, O_CLOEXEC) != 0) fail(option);
+    Fd child_stdin(to_child[0]);
+    to_child_ = Fd(to_child[1]);
+    int from_child[2];
+    if (::pipe2(from_child, O_CLOEXEC) != 0) fail(option);
+    from_child_ = Fd(from_child[0]);
+    Fd child_stdout(from_child[1]);
+    pid_ = ::fork();
+    if (pid_ < 0) fail(option);
+    if (pid_ == 0) {
+      ::signal(SIGPIPE, SIG_DFL);  // the agent ignores it; pinentry gets the default back
+      ::dup2(child_stdin.get(), 0);
+      ::dup2(child_stdout.get(), 1);
+      ::execlp(program, program, static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  ~PinentryProcess() { wait(); }
+  PinentryProcess(const PinentryProcess&) = delete;
+  PinentryProcess& operator=(const PinentryProcess&) = delete;
+
+  [[nodiscard]] int input() const { return from_child_.get(); }
+
+  // False when pinentry is gone (EPIPE: SIGPIPE is ignored by the agent).
+  bool send(const std::string& command) const {
+    std::size_t done = 0;
+    while (done < command.size()) {
+      ssize_t n = ::write(to_child_.get(), command.data() + done, command.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      done += static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+
+  // Closes our ends and reaps the child; true when it could not be run at all (exit 127).
+  bool wait() {
+    to_child_.reset();
+    from_child_.reset();
+    if (pid_ <= 0) return false;
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 127;
+  }
+
+ private:
+  [[noreturn]] static void fail(std::string_view option) {
+    throw UsageError(std::string(option), "cannot start pinentry: " + std::string(std::strerror(errno)));
+  }
+
+  Fd to_child_{-1};
+  Fd from_child_{-1};
+  pid_t pid_ = -1;
+};
+
 // pinentry speaks the Assuan protocol on its stdin/stdout: we send SETDESC and
 // GETPIN and read "D <percent-escaped pin>" back.
 SecretBuffer from_pinentry(std::string_view what, std::string_view option) {
-  int to_child[2];
-  int from_child[2];
-  if (::pipe2(to_child, O_CLOEXEC) != 0 || ::pipe2(from_child, O_CLOEXEC) != 0) {
-    throw UsageError(std::string(option), "cannot start pinentry: " + std::string(std::strerror(errno)));
-  }
-  pid_t pid = ::fork();
-  if (pid < 0) throw UsageError(std::string(option), "cannot start pinentry: " + std::string(std::strerror(errno)));
-  if (pid == 0) {
-    ::dup2(to_child[0], 0);
-    ::dup2(from_child[1], 1);
-    const char* program = std::getenv("PINENTRY_PROGRAM");
-    if (program == nullptr) program = "pinentry";
-    ::execlp(program, program, static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(to_child[0]);
-  ::close(from_child[1]);
-  Fd out(to_child[1]);
-  Fd in(from_child[0]);
+  const char* program = std::getenv("PINENTRY_PROGRAM");
+  if (program == nullptr) program = "pinentry";
+  PinentryProcess pinentry(program, option);
 
   auto read_reply = [&](SecretBuffer* data) -> bool {
     // Reads lines until OK or ERR; collects a D line into *data.
     for (;;) {
-      SecretBuffer line = read_line(in.get(), what, option);
+      SecretBuffer line = read_line(pinentry.input(), what, option);
       std::string_view text = line.view();
       if (text.starts_with("OK")) return true;
       if (text.starts_with("ERR") || (text.empty() && line.size() == 0)) return false;
@@ -200,26 +262,19 @@ SecretBuffer from_pinentry(std::string_view what, std::string_view option) {
       }
     }
   };
-  auto send = [&](const std::string& command) { (void)!::write(out.get(), command.data(), command.size()); };
 
   SecretBuffer secret;
   bool ok = read_reply(nullptr);
-  if (ok) {
-    send("SETDESC qscd-agent needs the " + std::string(what) + "\n");
-    ok = read_reply(nullptr);
+  ok = ok && pinentry.send("SETDESC qscd-agent needs the " + std::string(what) + "\n") && read_reply(nullptr);
+  ok = ok && pinentry.send("SETPROMPT " + std::string(what) + ":\n") && read_reply(nullptr);
+  ok = ok && pinentry.send("GETPIN\n") && read_reply(&secret);
+  if (ok) (void)pinentry.send("BYE\n");
+  const bool not_run = pinentry.wait();
+  if (not_run) {
+    throw UsageError(std::string(option), "cannot run the pinentry program '" + std::string(program) +
+                                              "' (set PINENTRY_PROGRAM or install pinentry)");
   }
-  if (ok) {
-    send("SETPROMPT " + std::string(what) + ":\n");
-    ok = read_reply(nullptr);
-  }
-  if (ok) {
-    send("GETPIN\n");
-    ok = read_reply(&secret);
-  }
-  send("BYE\n");
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (!ok) throw UsageError(std::string(option), "pinentry did not return the " + std::string(what) + " (cancelled or not installed)");
+  if (!ok) throw UsageError(std::string(option), "pinentry did not return the " + std::string(what) + " (cancelled?)");
   return secret;
 }
 

@@ -1,12 +1,18 @@
 #include "token_access.hpp"
 
 #include "errors.hpp"
+#include "qscd/pkcs11/error.hpp"
 #include "qscd/pkcs11/module.hpp"
 
 namespace qscd::agent {
 
 std::optional<std::string> TokenOptions::token_uri() const {
   if (token.empty()) return std::nullopt;
+  try {
+    (void)p11::Uri::parse(token);  // refused here, against --token, not later without a name
+  } catch (const p11::InvalidArgument& e) {
+    throw UsageError("--token", e.what());
+  }
   return token;
 }
 
@@ -25,6 +31,15 @@ SecretBuffer read_pin(const std::string& spec, std::string_view what, std::strin
   return read_secret(source, what, option);
 }
 
+SecretBuffer read_new_pin(const std::string& spec, std::string_view what, std::string_view option) {
+  std::string source = spec.empty() ? default_secret_spec(option) : spec;
+  SecretBuffer pin = read_secret(source, what, option);
+  if (source != "prompt" && source != "pinentry") return pin;  // nobody typed it: no typo to catch
+  SecretBuffer again = read_secret(source, std::string(what) + " again", option);
+  if (pin.view() != again.view()) throw UsageError(std::string(option), "the two entries differ");
+  return pin;  // both buffers wipe themselves
+}
+
 OpenToken open_logged_in(Context& context, const TokenOptions& options) {
   SecretBuffer pin = read_pin(options.pin_source, "user PIN", "--pin-source");
   p11::Module& module = context.module();
@@ -35,7 +50,7 @@ OpenToken open_logged_in(Context& context, const TokenOptions& options) {
   return {std::move(info), std::move(session), std::move(pin)};
 }
 
-OpenKey open_key(Context& context, const std::string& key_uri, const TokenOptions& options) {
+OpenKey open_key(Context& context, const std::string& key_uri, const TokenOptions& options, const KeyAccess& access) {
   p11::Uri uri = [&] {
     try {
       return p11::Uri::parse(key_uri);
@@ -44,11 +59,18 @@ OpenKey open_key(Context& context, const std::string& key_uri, const TokenOption
     }
   }();
   if (!uri.names_object()) throw UsageError("--key", key_uri + " names no key: add id=... or object=...");
-  TokenOptions on_key_token = options;
-  on_key_token.token = key_uri;
-  OpenToken token = open_logged_in(context, on_key_token);
-  p11::ObjectHandle key = p11::select_object(token.session, uri, CKO_PRIVATE_KEY);
-  return {std::move(token), key};
+  p11::Module& module = context.module();
+  p11::TokenInfo info = p11::select_token(module, options.token_uri().value_or(key_uri));
+  context.log.info("token '" + info.label + "' in slot " + std::to_string(info.slot));
+  p11::Session session(module, info.slot, access.access);
+  if (access.before_login) access.before_login(session, uri);
+  std::optional<SecretBuffer> pin;
+  const bool log_in = access.login == KeyLogin::required ? info.login_required : !options.pin_source.empty();
+  if (log_in) {
+    pin = read_pin(options.pin_source, "user PIN", "--pin-source");
+    p11::login(session, CKU_USER, pin->bytes(), options.login_options());
+  }
+  return {std::move(info), std::move(session), std::move(uri), std::move(pin)};
 }
 
 }  // namespace qscd::agent

@@ -3,6 +3,7 @@
 // options, reading PINs from their sources, selecting the token and logging in
 // with the anti-lockout rules of the token layer.
 #include <CLI/CLI.hpp>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +22,7 @@ struct TokenOptions {
   std::string pin_source;  // --pin-source; empty: prompt on a terminal
   bool allow_final_try = false;
 
+  // --token, when given; a URI that does not parse -> UsageError("--token").
   [[nodiscard]] std::optional<std::string> token_uri() const;
   [[nodiscard]] p11::LoginOptions login_options() const { return {.allow_final_try = allow_final_try}; }
 };
@@ -34,6 +36,11 @@ void add_pin_options(CLI::App& command, TokenOptions& options);
 // (a terminal prompt) when the option was not given.
 SecretBuffer read_pin(const std::string& spec, std::string_view what, std::string_view option);
 
+// A PIN about to be set. From an interactive source (prompt, pinentry; also the
+// default prompt) it is asked twice and the two entries must agree, else
+// UsageError(option, "the two entries differ"); other sources are read once.
+SecretBuffer read_new_pin(const std::string& spec, std::string_view what, std::string_view option);
+
 // The selected token and a read/write session on it, logged in as the user.
 // The PIN is read first, so a bad --pin-source is refused before the token is
 // touched. It is kept (wiped on destruction) for the context-specific login a
@@ -45,13 +52,35 @@ struct OpenToken {
 };
 OpenToken open_logged_in(Context& context, const TokenOptions& options);
 
-// A private key named by a key URI (--key): its token part selects the token
-// (TokenOptions::token is ignored), its id/object part the key, after login.
-// NotFound (exit 3) / Ambiguous (exit 2) as for tokens.
-struct OpenKey {
-  OpenToken token;
-  p11::ObjectHandle private_key = CK_INVALID_HANDLE;
+// How open_key logs in.
+enum class KeyLogin {
+  // When the token wants a login (CKF_LOGIN_REQUIRED): the PIN from --pin-source, by default a
+  // prompt, with the anti-lockout rules and --allow-final-try (csr: the private key signs).
+  required,
+  // Only when --pin-source is given (install, export: certificates and public keys are public
+  // objects; a PIN is asked for only where a token needs one to write or show them).
+  if_pin_given,
 };
-OpenKey open_key(Context& context, const std::string& key_uri, const TokenOptions& options);
+
+struct KeyAccess {
+  p11::Session::Access access = p11::Session::Access::read_only;
+  KeyLogin login = KeyLogin::required;
+  // Runs on the session before any PIN is read (csr: refuse a key the profile does not allow).
+  std::function<void(const p11::Session&, const p11::Uri&)> before_login;
+};
+
+// The token and session for the key named by a key URI (--key): the token is --token when given,
+// else the URI's token part; the caller selects the key with `uri` (its id/object part). A URI
+// that does not parse or names no object -> UsageError("--key"); no / several tokens ->
+// NotFound (exit 3) / Ambiguous (exit 2). `pin` is kept (wiped on destruction) for the
+// context-specific login a CKA_ALWAYS_AUTHENTICATE key needs at each signature.
+struct OpenKey {
+  p11::TokenInfo info;
+  p11::Session session;
+  p11::Uri uri;
+  std::optional<SecretBuffer> pin;
+};
+OpenKey open_key(Context& context, const std::string& key_uri, const TokenOptions& options,
+                 const KeyAccess& access = {});
 
 }  // namespace qscd::agent

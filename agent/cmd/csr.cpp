@@ -10,11 +10,8 @@
 #include "errors.hpp"
 #include "qscd/pkcs11/error.hpp"
 #include "qscd/pkcs11/keys.hpp"
-#include "qscd/pkcs11/login.hpp"
-#include "qscd/pkcs11/module.hpp"
 #include "qscd/pkcs11/session.hpp"
 #include "qscd/pkcs11/uri.hpp"
-#include "secret.hpp"
 #include "token_access.hpp"
 
 namespace qscd::agent::cmd {
@@ -87,7 +84,9 @@ void run_check(const CheckOptions& options, Context& context) {
 void refuse_key_before_login(const p11::Session& session, const p11::Uri& key_uri, csr::Profile profile, bool rsa_pss) {
   std::optional<p11::ObjectHandle> public_object;
   try {
-    public_object = p11::select_object(session, key_uri, CKO_PUBLIC_KEY);
+    // The URI names the private key (often with type=private, as p11tool prints it); its id and
+    // label find the public half.
+    public_object = p11::select_object(session, key_uri, CKO_PUBLIC_KEY, p11::UriClass::ignored);
   } catch (const p11::NotFound&) {
     return;
   } catch (const p11::Ambiguous&) {
@@ -113,30 +112,19 @@ void run_csr(const CsrOptions& options, Context& context) {
   const csr::SubjectInput input = options.subject_file.empty() ? csr::parse_set_options(options.set)
                                                                : csr::read_subject_file(options.subject_file, profile);
   const csr::Subject subject = csr::prepare_subject(profile, input);
-  const p11::Uri key_uri = [&options] {
-    try {
-      return p11::Uri::parse(options.key);
-    } catch (const p11::InvalidArgument& e) {
-      throw UsageError("--key", e.what());
-    }
-  }();
-  if (!key_uri.names_object()) throw UsageError("--key", options.key + " names no key: add id=... or object=...");
-
-  p11::Module& module = context.module();
-  const p11::TokenInfo token = p11::select_token(module, options.token.token_uri().value_or(options.key));
-  // Read-only: making a CSR never creates or changes an object on the token.
-  p11::Session session(module, token.slot, p11::Session::Access::read_only);
-  const p11::LoginOptions login_options = options.token.login_options();
-  refuse_key_before_login(session, key_uri, profile, options.rsa_pss);
-  std::optional<SecretBuffer> pin;
-  if (token.login_required) {
-    pin = read_pin(options.token.pin_source, "user PIN", "--pin-source");
-    p11::login(session, CKU_USER, pin->bytes(), login_options);
-  }
-  const p11::ObjectHandle key = p11::select_object(session, key_uri, CKO_PRIVATE_KEY);
+  const KeyAccess access{.access = p11::Session::Access::read_only,  // a CSR never changes the token
+                         .login = KeyLogin::required,
+                         .before_login = [profile, &options](const p11::Session& session, const p11::Uri& uri) {
+                           refuse_key_before_login(session, uri, profile, options.rsa_pss);
+                         }};
+  OpenKey opened = open_key(context, options.key, options.token, access);
+  p11::Session& session = opened.session;
+  const p11::TokenInfo& token = opened.info;
+  const p11::ObjectHandle key = p11::select_object(session, opened.uri, CKO_PRIVATE_KEY);
   // The same PIN again for a CKA_ALWAYS_AUTHENTICATE key's context-specific login.
   std::optional<std::span<const unsigned char>> context_pin;
-  if (pin) context_pin = pin->bytes();
+  if (opened.pin) context_pin = opened.pin->bytes();
+  const p11::LoginOptions login_options = options.token.login_options();
   csr::TokenSigner signer(session, key, context_pin, login_options);
   csr::checked_scheme(profile, signer.public_key(), options.rsa_pss);  // refuse the key before signing anything
   context.log.progress("signing the CSR with " + csr::describe_key(signer.public_key()) + " key on token '" +

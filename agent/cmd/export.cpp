@@ -1,12 +1,12 @@
 // `export --key URI [--format pem|der|p7b] [--out FILE]`: the certificate chain
 // stored on the token for a key.
-#include <fstream>
 #include <memory>
 #include <string>
 
+#include "../atomic_file.hpp"
 #include "../certbundle.hpp"
 #include "../install.hpp"
-#include "key_session.hpp"
+#include "../token_access.hpp"
 #include "qscd/pkcs11/keys.hpp"
 #include "registry.hpp"
 
@@ -18,22 +18,17 @@ struct ExportOptions {
   std::string key;
   std::string format = "pem";
   std::string out;
-  std::string pin_source;
+  TokenOptions token;  // --pin-source, --allow-final-try; the token is --key's
 };
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream file(path, std::ios::binary | std::ios::trunc);
-  file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  file.close();
-  if (!file) throw UsageError("--out", "cannot write " + path);
-}
 
 CommandResult run_export(Context& context, const ExportOptions& options) {
   if (options.format != "pem" && options.out.empty()) {
     throw UsageError("--out", "--format " + options.format + " is binary: give --out FILE");
   }
-  KeySession source = open_key_session(context, options.key, p11::Session::Access::read_only, options.pin_source);
-  std::vector<ossl::X509Ptr> chain = stored_chain(source.session, source.key);
+  OpenKey source = open_key(context, options.key, options.token,
+                            {.access = p11::Session::Access::read_only, .login = KeyLogin::if_pin_given, .before_login = nullptr});
+  const TokenKey key = find_token_key(source.session, source.uri);
+  std::vector<ossl::X509Ptr> chain = stored_chain(source.session, key);
 
   std::string bytes;
   if (options.format == "pem") {
@@ -47,8 +42,8 @@ CommandResult run_export(Context& context, const ExportOptions& options) {
   }
 
   CommandResult result;
-  result.json = {{"token_serial", source.token.serial},
-                 {"key_id", p11::to_hex(source.key.id)},
+  result.json = {{"token_serial", source.info.serial},
+                 {"key_id", p11::to_hex(key.id)},
                  {"format", options.format},
                  {"certificates", nlohmann::json::array()}};
   for (const auto& cert : chain) {
@@ -59,7 +54,7 @@ CommandResult run_export(Context& context, const ExportOptions& options) {
   if (options.out.empty()) {
     result.text = bytes;
   } else {
-    write_file(options.out, bytes);
+    write_file_atomically(options.out, bytes, "--out");
     result.json["out"] = options.out;
     result.text = "wrote " + std::to_string(options.format == "der" ? 1 : chain.size()) + " certificate(s) to " +
                   options.out + " (" + options.format + ")";
@@ -76,7 +71,9 @@ void add_export(CLI::App& app, Context& context) {
   cmd->add_option("--format", options->format, "pem (end entity and chain), der (end entity only), p7b (DER PKCS#7)")
       ->check(CLI::IsMember({"pem", "der", "p7b"}));
   cmd->add_option("--out", options->out, "file to write (stdout for pem when absent)");
-  cmd->add_option("--pin-source", options->pin_source, "log in first, for tokens that hide their public keys");
+  cmd->add_option("--pin-source", options->token.pin_source, "log in first, for tokens that hide their public keys");
+  cmd->add_flag("--allow-final-try", options->token.allow_final_try,
+                "send the PIN even when one more wrong PIN would lock the token");
   cmd->callback([&context, options] { context.set_result(run_export(context, *options)); });
 }
 

@@ -8,7 +8,7 @@
 #include "qscd/api/error.hpp"
 #include "../certbundle.hpp"
 #include "../install.hpp"
-#include "key_session.hpp"
+#include "../token_access.hpp"
 #include "qscd/pkcs11/keys.hpp"
 #include "registry.hpp"
 
@@ -21,7 +21,7 @@ struct InstallOptions {
   std::string cert;
   std::string order;
   std::string trust;
-  std::string pin_source;
+  TokenOptions token;  // --pin-source, --allow-final-try; the token is --key's
   std::string profile;
   std::string product;
   std::string csr;
@@ -54,12 +54,14 @@ CommandResult run_install(Context& context, const InstallOptions& options) {
   std::optional<std::filesystem::path> trust;
   if (!options.trust.empty()) trust = options.trust;
 
-  KeySession target = open_key_session(context, options.key, p11::Session::Access::read_write, options.pin_source);
+  OpenKey target = open_key(context, options.key, options.token,
+                            {.access = p11::Session::Access::read_write, .login = KeyLogin::if_pin_given, .before_login = nullptr});
+  const TokenKey key = find_token_key(target.session, target.uri);
   IssuanceExpectations expected = IssuanceExpectations::for_job(options.profile, options.product);
   expected.csr = csr.get();
   PreparedInstall prepared;
   try {
-    prepared = prepare_install(std::move(certificates), target.key.public_key.get(), trust, expected);
+    prepared = prepare_install(std::move(certificates), key.public_key.get(), trust, expected);
   } catch (const CertificateRejected& e) {
     for (const auto& line : e.findings()) context.log.progress("check: " + line);
     throw;
@@ -71,12 +73,12 @@ CommandResult run_install(Context& context, const InstallOptions& options) {
   }
   bool chain_verified = prepared.chain_verified;
   InstallResult installed =
-      install_certificates(target.session, target.key, prepared.end_entity.get(), prepared.intermediates);
+      install_certificates(target.session, key, prepared.end_entity.get(), prepared.intermediates);
 
   CommandResult result;
-  result.json = {{"token_serial", target.token.serial},
-                 {"key_id", p11::to_hex(target.key.id)},
-                 {"key_label", target.key.label},
+  result.json = {{"token_serial", target.info.serial},
+                 {"key_id", p11::to_hex(key.id)},
+                 {"key_label", key.label},
                  {"end_entity", certificate_json(installed.end_entity)},
                  {"intermediates", nlohmann::json::array()},
                  {"replaced", installed.replaced},
@@ -86,7 +88,7 @@ CommandResult run_install(Context& context, const InstallOptions& options) {
   auto describe = [](const InstalledCertificate& cert) {
     return (cert.created ? "installed " : "already on the token: ") + cert.subject + " (serial " + cert.serial_hex + ")";
   };
-  result.text = describe(installed.end_entity) + " with CKA_ID " + p11::to_hex(target.key.id) + "\n";
+  result.text = describe(installed.end_entity) + " with CKA_ID " + p11::to_hex(key.id) + "\n";
   for (const auto& cert : installed.intermediates) result.text += describe(cert) + "\n";
   if (installed.replaced > 0) {
     result.text += "removed " + std::to_string(installed.replaced) + " older certificate(s) with the same CKA_ID\n";
@@ -108,8 +110,10 @@ void add_install(CLI::App& app, Context& context) {
   order->excludes(cert);
   cmd->add_option("--trust", options->trust, "trust anchors (PEM); the chain must lead to one of them")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--pin-source", options->pin_source,
+  cmd->add_option("--pin-source", options->token.pin_source,
                   "log in first (prompt, pinentry, fd:N, file:PATH, env:NAME); needed by tokens that only write after login");
+  cmd->add_flag("--allow-final-try", options->token.allow_final_try,
+                "send the PIN even when one more wrong PIN would lock the token");
   cmd->add_option("--profile", options->profile, "check the certificate against this profile (pkio-eseal: nonRepudiation)");
   cmd->add_option("--product", options->product, "CertCentral product; QSCD seal products get their QC statements checked");
   cmd->add_option("--csr", options->csr, "the CSR the certificate was ordered with: show how the subjects differ")

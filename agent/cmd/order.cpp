@@ -96,7 +96,7 @@ void submit(Context& context, const SubmitOptions& options) {
   if (options.dry_run) {
     json body = api::redacted(request);
     context.set_result({{{"dry_run", true}, {"method", "POST"}, {"path", "/order/certificate/" + request.product}, {"body", body}},
-                        "POST /order/certificate/" + request.product + "\n" + body.dump(2) + "\n"});
+                        "POST /order/certificate/" + request.product + "\n" + body.dump(2, ' ', false, json::error_handler_t::replace) + "\n"});
     return;
   }
   api::Client client = make_api_client(context);

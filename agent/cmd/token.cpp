@@ -31,10 +31,10 @@ struct AdminOptions {
 
 void init(Context& context, const AdminOptions& options) {
   if (options.label.empty() || options.label.size() > 32) throw UsageError("--label", "must be 1 to 32 bytes");
-  SecretBuffer so_pin = read_pin(options.so_pin_source, "SO PIN", "--so-pin-source");
-  SecretBuffer user_pin = read_pin(options.new_pin_source, "new user PIN", "--new-pin-source");
   p11::Module& module = context.module();
   // Without --token, only a blank token is picked: re-initialising must be asked for by name.
+  // The token is chosen and checked (nothing is changed) before the PINs are read: on a blank
+  // token the SO PIN is a new one, asked twice from a prompt.
   auto scope = options.token.token.empty() ? p11::TokenScope::uninitialized : p11::TokenScope::any;
   p11::TokenInfo token = p11::select_token(module, options.token.token_uri(), scope);
   if (token.initialized) {
@@ -47,6 +47,9 @@ void init(Context& context, const AdminOptions& options) {
                                       "initialising erases them all. Add --force to do so");
     }
   }
+  SecretBuffer so_pin = token.initialized ? read_pin(options.so_pin_source, "SO PIN", "--so-pin-source")
+                                          : read_new_pin(options.so_pin_source, "new SO PIN", "--so-pin-source");
+  SecretBuffer user_pin = read_new_pin(options.new_pin_source, "new user PIN", "--new-pin-source");
   context.log.progress("initialising the token in slot " + std::to_string(token.slot) + " as '" + options.label + "'");
   naming_new_pin("--so-pin-source", [&] {
     p11::init_token(module, token.slot, so_pin.bytes(), options.label, user_pin.bytes(),
@@ -64,8 +67,8 @@ void change_pin(Context& context, const AdminOptions& options) {
   const CK_USER_TYPE user = options.so ? CKU_SO : CKU_USER;
   SecretBuffer old_pin = options.so ? read_pin(options.so_pin_source, "current SO PIN", "--so-pin-source")
                                     : read_pin(options.token.pin_source, "current user PIN", "--pin-source");
-  SecretBuffer new_pin = read_pin(options.new_pin_source, options.so ? "new SO PIN" : "new user PIN",
-                                  "--new-pin-source");
+  SecretBuffer new_pin = read_new_pin(options.new_pin_source, options.so ? "new SO PIN" : "new user PIN",
+                                      "--new-pin-source");
   p11::Module& module = context.module();
   p11::TokenInfo token = p11::select_token(module, options.token.token_uri());
   p11::Session session(module, token.slot, p11::Session::Access::read_write);
@@ -81,7 +84,7 @@ void change_pin(Context& context, const AdminOptions& options) {
 
 void unblock(Context& context, const AdminOptions& options) {
   SecretBuffer so_pin = read_pin(options.so_pin_source, "SO PIN", "--so-pin-source");
-  SecretBuffer new_pin = read_pin(options.new_pin_source, "new user PIN", "--new-pin-source");
+  SecretBuffer new_pin = read_new_pin(options.new_pin_source, "new user PIN", "--new-pin-source");
   p11::Module& module = context.module();
   p11::TokenInfo token = p11::select_token(module, options.token.token_uri());
   p11::Session session(module, token.slot, p11::Session::Access::read_write);

@@ -2,9 +2,7 @@
 
 #include <openssl/pem.h>
 
-#include <filesystem>
-#include <fstream>
-
+#include "atomic_file.hpp"
 #include "errors.hpp"
 
 namespace qscd::agent::csr {
@@ -106,24 +104,7 @@ void write_request(const X509_REQ* request, const std::string& path, bool der) {
   } else {
     bytes = request_pem(request);
   }
-  const std::filesystem::path target(path);
-  std::filesystem::path temporary = target;
-  temporary += ".tmp";
-  {
-    std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
-    file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    file.close();
-    if (!file) {
-      std::filesystem::remove(temporary);
-      throw UsageError("--out", "cannot write " + temporary.string());
-    }
-  }
-  std::error_code error;
-  std::filesystem::rename(temporary, target, error);
-  if (error) {
-    std::filesystem::remove(temporary);
-    throw UsageError("--out", "cannot write " + target.string() + ": " + error.message());
-  }
+  write_file_atomically(path, bytes, "--out");
 }
 
 }  // namespace qscd::agent::csr

@@ -23,9 +23,18 @@ CK_RV call_raw(const CallSite& site, const char* name, Function function, Args..
   return function(args...);
 }
 
+// For destructors and cleanup while another error propagates, which must not
+// throw: the module's answer, CKR_FUNCTION_NOT_SUPPORTED when it lacks the function.
+template <typename Function, typename... Args>
+CK_RV call_noexcept(Function function, Args... args) noexcept {
+  if (function == nullptr) return CKR_FUNCTION_NOT_SUPPORTED;
+  return function(args...);
+}
+
 }  // namespace qscd::p11::detail
 
 #define QSCD_P11_CALL(functions, site, name, ...) \
   ::qscd::p11::detail::call((site), #name, (functions)->name, __VA_ARGS__)
 #define QSCD_P11_CALL_RAW(functions, site, name, ...) \
   ::qscd::p11::detail::call_raw((site), #name, (functions)->name, __VA_ARGS__)
+#define QSCD_P11_CALL_NOEXCEPT(functions, name, ...) ::qscd::p11::detail::call_noexcept((functions)->name, __VA_ARGS__)

@@ -243,11 +243,10 @@ KeyPair generate_key_pair(Session& session, const KeyGenRequest& request) {
       session.set_attributes(pair.private_key, final_id);
     }
   } catch (...) {
-    // Best effort: a pair left under the temporary id is an orphan nobody can link.
-    if (session.functions()->C_DestroyObject != nullptr) {
-      session.functions()->C_DestroyObject(session.handle(), pair.private_key);
-      session.functions()->C_DestroyObject(session.handle(), pair.public_key);
-    }
+    // Best effort: a pair left under the temporary id is an orphan nobody can link. Through the
+    // noexcept funnel: a failure here must not replace the error being rethrown.
+    QSCD_P11_CALL_NOEXCEPT(session.functions(), C_DestroyObject, session.handle(), pair.private_key);
+    QSCD_P11_CALL_NOEXCEPT(session.functions(), C_DestroyObject, session.handle(), pair.public_key);
     throw;
   }
   return pair;

@@ -68,12 +68,14 @@ void guarded_pin_call(CK_FUNCTION_LIST* functions, CK_SLOT_ID slot, CK_USER_TYPE
 }  // namespace detail
 
 void login(Session& session, CK_USER_TYPE user, std::span<const unsigned char> pin, const LoginOptions& options) {
+  bool already = false;
   detail::guarded_pin_call(session.functions(), session.slot(), user, options, "C_Login", [&]() -> CK_RV {
     CK_RV rv = QSCD_P11_CALL_RAW(session.functions(), session.site(), C_Login, session.handle(), user,
                                  detail::pin_pointer(pin), static_cast<CK_ULONG>(pin.size()));
-    return rv == CKR_USER_ALREADY_LOGGED_IN ? CKR_OK : rv;
+    already = rv == CKR_USER_ALREADY_LOGGED_IN;
+    return already ? CKR_OK : rv;
   });
-  session.mark_logged_in(user);
+  session.mark_logged_in(user, !already);  // another session's login is not ours to log out
 }
 
 void login_context_specific(Session& session, std::span<const unsigned char> pin, const LoginOptions& options) {

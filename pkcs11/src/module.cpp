@@ -23,28 +23,29 @@ std::atomic<bool> g_module_alive{false};
 
 std::string Module::default_path() { return QSCD_P11_KIT_PROXY; }
 
-Module::Module(const std::string& path) : path_(path) {
+Module::Module(const std::string& path, std::string_view origin) : path_(path) {
+  const std::string named = std::string(origin) + " " + path;  // "--module /x", "QSCD_AGENT_MODULE /x"...
   if (g_module_alive.exchange(true)) throw Error("a PKCS#11 module is already loaded in this process");
   handle_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (handle_ == nullptr) {
     g_module_alive = false;
     const char* why = ::dlerror();
-    throw ModuleLoadError("--module " + path + " is not a loadable PKCS#11 module: " + (why ? why : "dlopen failed"));
+    throw ModuleLoadError(named + " is not a loadable PKCS#11 module: " + (why ? why : "dlopen failed"));
   }
   auto get_function_list = reinterpret_cast<CK_C_GetFunctionList>(::dlsym(handle_, "C_GetFunctionList"));
   if (get_function_list == nullptr) {
     ::dlclose(handle_);
     handle_ = nullptr;
     g_module_alive = false;
-    throw ModuleLoadError("--module " + path + " is not a PKCS#11 module: it has no C_GetFunctionList");
+    throw ModuleLoadError(named + " is not a PKCS#11 module: it has no C_GetFunctionList");
   }
-  CK_RV rv = get_function_list(&functions_);
+  CK_RV rv = detail::call_raw(CallSite{}, "C_GetFunctionList", get_function_list, &functions_);
   if (rv != CKR_OK || functions_ == nullptr) {
     ::dlclose(handle_);
     handle_ = nullptr;
     functions_ = nullptr;
     g_module_alive = false;
-    throw ModuleLoadError("--module " + path + ": C_GetFunctionList failed with " + rv_name(rv));
+    throw ModuleLoadError(named + ": C_GetFunctionList failed with " + rv_name(rv));
   }
   try {
     initialize();
@@ -77,7 +78,7 @@ void Module::initialize() {
 
 void Module::release() noexcept {
   if (functions_ != nullptr) {
-    if (functions_->C_Finalize != nullptr) functions_->C_Finalize(nullptr);
+    QSCD_P11_CALL_NOEXCEPT(functions_, C_Finalize, nullptr);
     functions_ = nullptr;
     g_module_alive = false;
   }

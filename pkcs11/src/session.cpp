@@ -25,10 +25,11 @@ Session::Session(const Module& module, CK_SLOT_ID slot, Access access)
 
 void Session::release() noexcept {
   if (functions_ == nullptr || handle_ == CK_INVALID_HANDLE) return;
-  if (logged_in_ && functions_->C_Logout != nullptr) functions_->C_Logout(handle_);
-  if (functions_->C_CloseSession != nullptr) functions_->C_CloseSession(handle_);
+  if (logout_on_close_) QSCD_P11_CALL_NOEXCEPT(functions_, C_Logout, handle_);
+  QSCD_P11_CALL_NOEXCEPT(functions_, C_CloseSession, handle_);
   handle_ = CK_INVALID_HANDLE;
   logged_in_.reset();
+  logout_on_close_ = false;
 }
 
 Session::~Session() noexcept { release(); }
@@ -36,7 +37,7 @@ Session::~Session() noexcept { release(); }
 void Session::close() {
   if (functions_ == nullptr || handle_ == CK_INVALID_HANDLE) return;
   CK_SESSION_HANDLE handle = std::exchange(handle_, CK_INVALID_HANDLE);
-  bool was_logged_in = logged_in_.has_value();
+  bool was_logged_in = std::exchange(logout_on_close_, false);
   logged_in_.reset();
   // Logout failing (e.g. the token is gone) must not keep the session open.
   CK_RV logout = was_logged_in ? QSCD_P11_CALL_RAW(functions_, site_, C_Logout, handle) : CKR_OK;
@@ -49,7 +50,8 @@ Session::Session(Session&& other) noexcept
       handle_(std::exchange(other.handle_, CK_INVALID_HANDLE)),
       slot_(other.slot_),
       site_(std::move(other.site_)),
-      logged_in_(std::exchange(other.logged_in_, std::nullopt)) {}
+      logged_in_(std::exchange(other.logged_in_, std::nullopt)),
+      logout_on_close_(std::exchange(other.logout_on_close_, false)) {}
 
 Session& Session::operator=(Session&& other) noexcept {
   if (this != &other) {
@@ -59,6 +61,7 @@ Session& Session::operator=(Session&& other) noexcept {
     slot_ = other.slot_;
     site_ = std::move(other.site_);
     logged_in_ = std::exchange(other.logged_in_, std::nullopt);
+    logout_on_close_ = std::exchange(other.logout_on_close_, false);
   }
   return *this;
 }
@@ -130,9 +133,7 @@ FindOperation::FindOperation(const Session& session, const AttributeTemplate& qu
 }
 
 FindOperation::~FindOperation() noexcept {
-  if (active_ && session_->functions()->C_FindObjectsFinal != nullptr) {
-    session_->functions()->C_FindObjectsFinal(session_->handle());
-  }
+  if (active_) QSCD_P11_CALL_NOEXCEPT(session_->functions(), C_FindObjectsFinal, session_->handle());
 }
 
 FindOperation::FindOperation(FindOperation&& other) noexcept

@@ -41,6 +41,24 @@ void set_token(P11KitUri* uri, const TokenInfo& token) {
   std::memcpy(info->serialNumber, token.raw.serialNumber, sizeof info->serialNumber);
 }
 
+// Module (library-*) and slot (slot-description, slot-manufacturer) parts: matches() compares
+// token info and slot-id only, so such a part would be silently ignored and match too much.
+// p11-kit leaves an absent string part zero-filled and an absent version at 255.255.
+std::string unmatched_parts(P11KitUri* uri) {
+  std::string parts;
+  auto add = [&parts](bool present, const char* name) {
+    if (present) parts += (parts.empty() ? "" : ", ") + std::string(name);
+  };
+  const CK_INFO* library = p11_kit_uri_get_module_info(uri);
+  add(library->libraryDescription[0] != 0, "library-description");
+  add(library->manufacturerID[0] != 0, "library-manufacturer");
+  add(library->libraryVersion.major != 0xff || library->libraryVersion.minor != 0xff, "library-version");
+  const CK_SLOT_INFO* slot = p11_kit_uri_get_slot_info(uri);
+  add(slot->slotDescription[0] != 0, "slot-description");
+  add(slot->manufacturerID[0] != 0, "slot-manufacturer");
+  return parts;
+}
+
 }  // namespace
 
 Uri Uri::parse(std::string_view text) {
@@ -48,7 +66,19 @@ Uri Uri::parse(std::string_view text) {
   std::string owned(text);
   int result = p11_kit_uri_parse(owned.c_str(), P11_KIT_URI_FOR_ANY, uri.get());
   if (result != P11_KIT_URI_OK) {
-    throw InvalidArgument("'" + owned + "' is not a PKCS#11 URI (RFC 7512): " + p11_kit_uri_message(result));
+    // A URI that does not parse may still carry a PIN: then its text is not repeated.
+    const bool may_hold_pin = owned.find("pin-") != std::string::npos;
+    throw InvalidArgument((may_hold_pin ? std::string("the text") : "'" + owned + "'") +
+                          " is not a PKCS#11 URI (RFC 7512): " + p11_kit_uri_message(result));
+  }
+  if (p11_kit_uri_get_pin_value(uri.get()) != nullptr || p11_kit_uri_get_pin_source(uri.get()) != nullptr) {
+    // The URI text is not repeated: it holds the PIN, and error messages end up in logs.
+    throw InvalidArgument("PINs are not accepted inside a PKCS#11 URI; use --pin-source");
+  }
+  if (const std::string parts = unmatched_parts(uri.get()); !parts.empty()) {
+    throw InvalidArgument("'" + owned + "' has " + parts +
+                          ", which this agent does not match; name the token by token=, serial=, model=, "
+                          "manufacturer= or slot-id=");
   }
   if (p11_kit_uri_any_unrecognized(uri.get())) {
     throw InvalidArgument("'" + owned + "' has an attribute this agent does not know; it would match too much");
@@ -177,13 +207,13 @@ const char* class_name(CK_OBJECT_CLASS object_class) {
 
 }  // namespace
 
-ObjectHandle select_object(const Session& session, const Uri& uri, CK_OBJECT_CLASS object_class) {
+ObjectHandle select_object(const Session& session, const Uri& uri, CK_OBJECT_CLASS object_class, UriClass uri_class) {
   const char* kind = class_name(object_class);
-  if (auto named = uri.object_class(); named && *named != object_class) {
+  if (auto named = uri.object_class(); uri_class == UriClass::must_match && named && *named != object_class) {
     throw InvalidArgument(uri.text() + " names a " + class_name(*named) + ", but a " + kind + " is needed here");
   }
   AttributeTemplate query = uri.object_template();
-  query.object_class(object_class);
+  query.object_class(object_class);  // replaces the URI's own type=, if any
   std::vector<ObjectHandle> found = session.find(query);
   if (found.size() == 1) return found.front();
   const std::string token = "token '" + session.site().token_label + "'";

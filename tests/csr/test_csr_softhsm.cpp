@@ -271,3 +271,30 @@ TEST_CASE("qscd-agent keygen then csr: the product's own pipeline, always-authen
   OPENSSL_free(der);
   CHECK(subject == csr_test::read_bytes(csr_test::data_dir() / "golden" / "be-ebox.subject.der"));
 }
+
+TEST_CASE("qscd-agent csr: a key URI with type=private (as p11tool and pkcs11-tool print them) is accepted") {
+  SoftHsm hsm;
+  hsm.add_token("typed");
+  {
+    p11::Module module(softhsm_module);
+    p11::Session session = logged_in(module);
+    make_key(session, "ec:p256", "03");
+  }
+  csr_test::TempDir dir;
+  const std::string pin = user_pin;
+  const auto out = dir / "seal.csr";
+  const auto made = qscd::test::run_agent(
+      agent_args({"csr", "--key", "pkcs11:token=typed;id=%03;type=private", "--profile", "pkio-eseal", "--subject-file",
+                  (csr_test::data_dir() / "golden" / "pkio-eseal.toml").string(), "--pin-source", "fd:3", "--out",
+                  out.string()}),
+      &pin);
+  REQUIRE_MESSAGE(made.exit == 0, made.err);
+  CHECK(csr_test::run("openssl req -verify -noout -in " + quote(out)).exit == 0);
+  // The public-key check before login still runs on such a URI: pkio-server wants RSA.
+  const auto refused = qscd::test::run_agent(
+      agent_args({"csr", "--key", "pkcs11:token=typed;id=%03;type=private", "--profile", "pkio-server", "--set",
+                  "organization=Gemeente X", "--set", "common_name=gemeente-x.qvtl.nl", "--set", "kvk=12345678",
+                  "--pin-source", "env:QSCD_TEST_UNSET_PIN"}));
+  CHECK_MESSAGE(refused.exit == 2, refused.err);
+  CHECK_MESSAGE(refused.err.find("QSCD_TEST_UNSET_PIN") == std::string::npos, refused.err);  // refused before the PIN
+}

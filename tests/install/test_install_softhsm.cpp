@@ -233,6 +233,14 @@ TEST_CASE("export writes the stored chain as PEM, DER and p7b") {
   auto der = test_pki::der(leaf.get());
   CHECK(qscd::test::slurp(der_file) == std::string(der.begin(), der.end()));
 
+  // --out replaces a symlink there instead of writing through it.
+  auto victim = f.write("victim", "untouched");
+  auto linked = (f.dir.path() / "linked.pem").string();
+  std::filesystem::create_symlink(victim, linked);
+  REQUIRE(f.agent({"export", "--key", f.key_uri, "--out", linked}).exit == 0);
+  CHECK(qscd::test::slurp(victim) == "untouched");
+  CHECK(qscd::test::slurp(linked) == pem.out);
+
   auto binary_to_stdout = f.agent({"export", "--key", f.key_uri, "--format", "der"});
   CHECK(binary_to_stdout.exit == 2);
 

@@ -368,3 +368,25 @@ TEST_CASE("token admin: init a blank token, change both PINs, unblock") {
   CHECK_THROWS_WITH_AS(init_token(module, fresh.slot, pin("so-other"), std::string(33, 'x'), pin("1")),
                        doctest::Contains("1 to 32 bytes"), InvalidArgument);
 }
+
+TEST_CASE("a login that was already there (CKR_USER_ALREADY_LOGGED_IN) is not logged out when its session closes") {
+  SoftHsm hsm;
+  hsm.add_token("shared");
+  Module module(softhsm_module);
+  TokenInfo token = select_token(module, std::nullopt);
+  Session first = logged_in(module, token);
+  KeyGenRequest request;
+  request.type = parse_key_type("ec:p256");
+  request.label = "shared";
+  request.id = parse_hex_id("01");
+  generate_key_pair(first, request);
+  AttributeTemplate private_keys;
+  private_keys.object_class(CKO_PRIVATE_KEY);
+  REQUIRE(first.find(private_keys).size() == 1);
+  {
+    Session second = logged_in(module, token);  // C_Login answers CKR_USER_ALREADY_LOGGED_IN
+    CHECK(second.logged_in() == CKU_USER);
+  }
+  // The login belongs to `first`; `second` closing must not have logged the application out.
+  CHECK(first.find(private_keys).size() == 1);
+}

@@ -117,6 +117,32 @@ TEST_CASE("URIs are parsed by p11-kit; bad ones refused naming the text") {
   CHECK_FALSE(Uri::parse("pkcs11:slot-id=8").matches(token));
 }
 
+TEST_CASE("URIs with a PIN inside are refused without repeating the PIN") {
+  for (const char* text : {"pkcs11:token=qscd1?pin-value=8264193", "pkcs11:token=qscd1;id=%01?pin-source=file:/8264193",
+                           "pkcs11:token=qscd1?pin-value=8264193&bogus%zz"}) {
+    CAPTURE(text);
+    try {
+      (void)Uri::parse(text);
+      FAIL("accepted");
+    } catch (const InvalidArgument& e) {
+      CHECK(std::string(e.what()).find("8264193") == std::string::npos);
+      CHECK(std::string(e.what()).find("qscd1") == std::string::npos);
+    }
+  }
+  CHECK_THROWS_WITH_AS(Uri::parse("pkcs11:token=qscd1?pin-value=8264193"),
+                       "PINs are not accepted inside a PKCS#11 URI; use --pin-source", InvalidArgument);
+}
+
+TEST_CASE("URIs with library-* or slot-description/slot-manufacturer parts are refused naming them") {
+  CHECK_THROWS_WITH_AS(Uri::parse("pkcs11:library-description=SoftHSM;token=qscd1"),
+                       doctest::Contains("has library-description, which this agent does not match"), InvalidArgument);
+  CHECK_THROWS_WITH_AS(Uri::parse("pkcs11:library-manufacturer=x;library-version=2.6"),
+                       doctest::Contains("has library-manufacturer, library-version,"), InvalidArgument);
+  CHECK_THROWS_WITH_AS(Uri::parse("pkcs11:slot-description=a;slot-manufacturer=b"),
+                       doctest::Contains("has slot-description, slot-manufacturer,"), InvalidArgument);
+  CHECK(Uri::parse("pkcs11:slot-id=3;token=qscd1").text() == "pkcs11:slot-id=3;token=qscd1");
+}
+
 TEST_CASE("object URIs are percent-encoded by p11-kit") {
   TokenInfo token;
   std::memset(&token.raw, ' ', sizeof token.raw);

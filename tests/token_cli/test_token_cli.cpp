@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -326,7 +327,7 @@ TEST_CASE("token init, change-pin (user and SO), unblock") {
   CHECK(contains(forced.out, "'renamed'"));
 }
 
-TEST_CASE("open_key: a key URI selects token and private key, for the csr and install commands") {
+TEST_CASE("open_key: a key URI selects token and session for csr, install and export; --key names bad URIs") {
   SoftHsm hsm;
   hsm.add_token("keys");
   hsm.add_token("other");
@@ -339,15 +340,187 @@ TEST_CASE("open_key: a key URI selects token and private key, for the csr and in
   options.pin_source = pin;
   {
     qscd::agent::OpenKey key = qscd::agent::open_key(context, "pkcs11:token=keys;object=seal", options);
-    CHECK(key.token.info.label == "keys");
-    auto description = qscd::p11::describe_key(key.token.session, key.private_key);
+    CHECK(key.info.label == "keys");
+    REQUIRE(key.pin.has_value());
+    auto private_key = qscd::p11::select_object(key.session, key.uri, CKO_PRIVATE_KEY);
+    auto description = qscd::p11::describe_key(key.session, private_key);
     CHECK(description.id == qscd::p11::Bytes{0x01});
     CHECK(description.always_authenticate);
     unsigned char digest[32] = {};
-    CHECK(qscd::p11::sign(key.token.session, key.private_key, CKM_ECDSA, digest, key.token.pin.bytes()).size() == 64);
+    CHECK(qscd::p11::sign(key.session, private_key, CKM_ECDSA, digest, key.pin->bytes()).size() == 64);
   }
-  CHECK_THROWS_WITH_AS(qscd::agent::open_key(context, "pkcs11:token=keys;id=%02", options),
+  {
+    // Login only with a PIN source; the hook runs first.
+    qscd::agent::TokenOptions no_pin;
+    bool hook_ran = false;
+    qscd::agent::OpenKey key = qscd::agent::open_key(
+        context, "pkcs11:token=keys;id=%01", no_pin,
+        {.access = qscd::p11::Session::Access::read_only,
+         .login = qscd::agent::KeyLogin::if_pin_given,
+         .before_login = [&hook_ran](const qscd::p11::Session& session, const qscd::p11::Uri&) {
+           hook_ran = !session.logged_in();
+         }});
+    CHECK(hook_ran);
+    CHECK_FALSE(key.session.logged_in());
+    CHECK_FALSE(key.pin.has_value());
+  }
+  qscd::agent::OpenKey other_key = qscd::agent::open_key(context, "pkcs11:token=keys;id=%02", options);
+  CHECK_THROWS_WITH_AS(qscd::p11::select_object(other_key.session, other_key.uri, CKO_PRIVATE_KEY),
                        "no private key on token 'keys' matches pkcs11:token=keys;id=%02", qscd::p11::NotFound);
   CHECK_THROWS_WITH_AS(qscd::agent::open_key(context, "pkcs11:token=keys", options), doctest::Contains("names no key"),
                        qscd::agent::UsageError);
+
+  // Every key command reports a bad key URI against --key.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"export", module_option, "--key", "token=keys;id=%01"},
+        std::vector<std::string>{"csr", module_option, "--key", "token=keys;id=%01", "--profile", "generic", "--set",
+                                 "CN=x"}}) {
+    CAPTURE(args[0]);
+    Outcome result = run_agent(args);
+    CHECK(result.exit == 2);
+    CHECK(contains(result.err, "--key: 'token=keys;id=%01' is not a PKCS#11 URI"));
+  }
+}
+
+TEST_CASE("tokens --json: a key label that is not UTF-8 (Latin-1) gives valid JSON, not an abort") {
+  SoftHsm hsm;
+  hsm.add_token("latin");
+  const std::string latin1_label = "cl\xe9 \xe0 sceller";  // "clé à sceller" in ISO 8859-1
+  Outcome made = run_command({"pkcs11-tool", "--module", softhsm_module, "--token-label", "latin", "--login", "--pin",
+                              "123456", "--keypairgen", "--key-type", "EC:prime256v1", "--id", "0a", "--label",
+                              latin1_label});
+  REQUIRE_MESSAGE(made.exit == 0, made.err);
+  Outcome listing = run_agent({"tokens", module_option, "--json"});
+  REQUIRE_MESSAGE(listing.exit == 0, listing.err);
+  auto doc = nlohmann::json::parse(listing.out);  // throws on invalid UTF-8
+  REQUIRE(doc["tokens"][0]["objects"].size() == 1);
+  CHECK(doc["tokens"][0]["objects"][0]["label"] == "cl\xef\xbf\xbd \xef\xbf\xbd sceller");  // U+FFFD for each byte
+}
+
+TEST_CASE("a PIN inside a --token or --key URI is refused (exit 2) and appears nowhere in the output") {
+  SoftHsm hsm;
+  hsm.add_token("inuri");
+  const std::string secret = "5718204";
+  const std::vector<std::vector<std::string>> commands = {
+      {"tokens", module_option, "--token", "pkcs11:token=inuri?pin-value=" + secret},
+      {"--json", "tokens", module_option, "--token", "pkcs11:token=inuri?pin-source=file:/tmp/" + secret},
+      {"export", module_option, "--key", "pkcs11:token=inuri;id=%01?pin-value=" + secret},
+      {"csr", module_option, "--key", "pkcs11:token=inuri;id=%01?pin-value=" + secret, "--profile", "generic", "--set",
+       "CN=x"},
+  };
+  for (const auto& args : commands) {
+    CAPTURE(args[args.size() > 4 && args[0] == "--json" ? 4 : 3]);
+    Outcome result = run_agent(args);
+    CAPTURE(result.err);
+    CHECK(result.exit == 2);
+    CHECK(contains(result.err, "PINs are not accepted inside a PKCS#11 URI; use --pin-source"));
+    CHECK_FALSE(contains(result.out, secret));
+    CHECK_FALSE(contains(result.err, secret));
+  }
+}
+
+TEST_CASE("pinentry: a missing program or one that hangs up exits 2 with a message, never killed by SIGPIPE") {
+  SoftHsm hsm;
+  hsm.add_token("entry", "12345678", "1234");  // the fake pinentry answers 1234
+  const char* source_dir = std::getenv("QSCD_TEST_SOURCE_DIR");
+  REQUIRE(source_dir != nullptr);
+  const std::string fake = std::string(source_dir) + "/tests/support/fake-pinentry.sh";
+  const std::vector<std::string> keygen = {"keygen", module_option, "--key-type", "ec:p256", "--label", "p",
+                                           "--pin-source", "pinentry"};
+
+  ::setenv("PINENTRY_PROGRAM", "/nonexistent", 1);
+  Outcome missing = run_agent(keygen);
+  CHECK(missing.exit == 2);
+  CHECK(contains(missing.err, "cannot run the pinentry program '/nonexistent'"));
+
+  ::setenv("PINENTRY_PROGRAM", fake.c_str(), 1);
+  ::setenv("FAKE_PINENTRY_MODE", "hangup", 1);
+  // The agent must ignore SIGPIPE itself, not inherit SIG_IGN from the test runner.
+  auto runner_sigpipe = std::signal(SIGPIPE, SIG_DFL);
+  Outcome hangup = run_agent(keygen);
+  std::signal(SIGPIPE, runner_sigpipe);
+  ::unsetenv("FAKE_PINENTRY_MODE");
+  CHECK_MESSAGE(hangup.exit == 2, hangup.err);  // 141 when SIGPIPE killed it
+  CHECK(contains(hangup.err, "pinentry did not return the user PIN"));
+
+  Outcome through_pinentry = run_agent(keygen);
+  ::unsetenv("PINENTRY_PROGRAM");
+  CHECK_MESSAGE(through_pinentry.exit == 0, through_pinentry.err);
+}
+
+TEST_CASE("new PINs from an interactive source are asked twice and must agree") {
+  SoftHsm hsm;
+  const char* source_dir = std::getenv("QSCD_TEST_SOURCE_DIR");
+  REQUIRE(source_dir != nullptr);
+  const std::string fake = std::string(source_dir) + "/tests/support/fake-pinentry.sh";
+  const std::string answers = (hsm.dir() / "answers").string();
+  ::setenv("PINENTRY_PROGRAM", fake.c_str(), 1);
+  ::setenv("FAKE_PINENTRY_PINS", answers.c_str(), 1);
+  auto run_with_answers = [&](const std::string& lines, const std::vector<std::string>& args) {
+    std::ofstream(answers) << lines;
+    Outcome result = run_agent(args);
+    CHECK(qscd::test::slurp(answers).empty());  // every answer was asked for
+    return result;
+  };
+  const std::vector<std::string> init = {"token", "init", module_option, "--label", "twice", "--so-pin-source",
+                                         "pinentry", "--new-pin-source", "pinentry"};
+
+  Outcome so_differs = run_with_answers("so-pin-1\nso-pin-2\n", init);
+  CHECK(so_differs.exit == 2);
+  CHECK(contains(so_differs.err, "--so-pin-source: the two entries differ"));
+  Outcome user_differs = run_with_answers("so-pin-1\nso-pin-1\n1111\n1112\n", init);
+  CHECK(user_differs.exit == 2);
+  CHECK(contains(user_differs.err, "--new-pin-source: the two entries differ"));
+  CHECK(contains(run_agent({"tokens", module_option}).out, "token not initialised"));
+  Outcome agreed = run_with_answers("so-pin-1\nso-pin-1\n1111\n1111\n", init);
+  REQUIRE_MESSAGE(agreed.exit == 0, agreed.err);
+
+  const std::vector<std::string> change = {"token", "change-pin", module_option, "--pin-source",
+                                           pin_file(hsm, "old", "1111"), "--new-pin-source", "pinentry"};
+  Outcome change_differs = run_with_answers("2222\n3333\n", change);
+  CHECK(change_differs.exit == 2);
+  CHECK(contains(change_differs.err, "--new-pin-source: the two entries differ"));
+  CHECK(run_with_answers("2222\n2222\n", change).exit == 0);
+
+  const std::vector<std::string> unblock = {"token", "unblock", module_option, "--so-pin-source",
+                                            pin_file(hsm, "so", "so-pin-1"), "--new-pin-source", "pinentry"};
+  Outcome unblock_differs = run_with_answers("4444\n5555\n", unblock);
+  CHECK(unblock_differs.exit == 2);
+  CHECK(contains(unblock_differs.err, "--new-pin-source: the two entries differ"));
+  CHECK(run_with_answers("4444\n4444\n", unblock).exit == 0);
+  ::unsetenv("FAKE_PINENTRY_PINS");
+  ::unsetenv("PINENTRY_PROGRAM");
+  CHECK(run_agent({"tokens", module_option, "--pin-source", pin_file(hsm, "new", "4444")}).exit == 0);
+}
+
+TEST_CASE("errors name their field: a bad --token URI, and where a bad module path came from") {
+  SoftHsm hsm;
+  hsm.add_token("named");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"tokens", module_option, "--token", "token=named"},
+        std::vector<std::string>{"keygen", module_option, "--token", "token=named", "--key-type", "ec:p256", "--label",
+                                 "k", "--pin-source", pin_file(hsm, "pin0", "123456")},
+        std::vector<std::string>{"token", "change-pin", module_option, "--token", "token=named", "--pin-source",
+                                 pin_file(hsm, "pin", "123456"), "--new-pin-source", pin_file(hsm, "new", "654321")}}) {
+    CAPTURE(args[0]);
+    Outcome result = run_agent(args);
+    CHECK(result.exit == 2);
+    CHECK_MESSAGE(contains(result.err, "--token: 'token=named' is not a PKCS#11 URI"), result.err);
+  }
+
+  ::setenv("QSCD_AGENT_MODULE", "/etc/hostname", 1);
+  Outcome from_env = run_agent({"tokens"});
+  ::unsetenv("QSCD_AGENT_MODULE");
+  CHECK(from_env.exit == 2);
+  CHECK_MESSAGE(contains(from_env.err, "QSCD_AGENT_MODULE /etc/hostname is not a loadable PKCS#11 module"), from_env.err);
+
+  const auto config = hsm.dir() / "agent.toml";
+  std::ofstream(config) << "[pkcs11]\nmodule = \"/etc/hostname\"\n";
+  Outcome from_config = run_agent({"tokens", "--config", config.string()});
+  CHECK(from_config.exit == 2);
+  CHECK_MESSAGE(contains(from_config.err, "pkcs11.module of " + config.string() + " /etc/hostname is not a loadable"),
+                from_config.err);
+
+  Outcome from_option = run_agent({"tokens", "--module", "/etc/hostname", "--config", config.string()});
+  CHECK(contains(from_option.err, "--module /etc/hostname is not a loadable PKCS#11 module"));
 }

@@ -51,7 +51,7 @@ TEST_CASE("file: source refuses a group- or world-readable file, naming the opti
 TEST_CASE("env: and fd: sources") {
   ::setenv("QSCD_TEST_PIN", "987654", 1);
   CHECK(read_secret("env:QSCD_TEST_PIN", "user PIN", "--pin-source").view() == "987654");
-  ::unsetenv("QSCD_TEST_PIN");
+  CHECK(std::getenv("QSCD_TEST_PIN") == nullptr);  // read once, then gone from the environment
   CHECK_THROWS_WITH_AS(read_secret("env:QSCD_TEST_PIN", "user PIN", "--pin-source"),
                        doctest::Contains("QSCD_TEST_PIN is not set"), UsageError);
 
@@ -84,4 +84,17 @@ TEST_CASE("SecretBuffer wipes on clear and refuses to grow past its fixed size")
   SecretBuffer big;
   for (std::size_t i = 0; i < SecretBuffer::max_size; ++i) big.push_back('x');
   CHECK_THROWS_AS(big.push_back('x'), UsageError);
+}
+
+TEST_CASE("pinentry source: reads the PIN through an Assuan responder (tests/support/fake-pinentry.sh)") {
+  const char* source_dir = std::getenv("QSCD_TEST_SOURCE_DIR");
+  REQUIRE(source_dir != nullptr);
+  const std::string fake = std::string(source_dir) + "/tests/support/fake-pinentry.sh";
+  ::setenv("PINENTRY_PROGRAM", fake.c_str(), 1);
+  CHECK(read_secret("pinentry", "user PIN", "--pin-source").view() == "1234");
+  ::setenv("PINENTRY_PROGRAM", "/nonexistent", 1);
+  CHECK_THROWS_WITH_AS(read_secret("pinentry", "user PIN", "--pin-source"),
+                       "--pin-source: cannot run the pinentry program '/nonexistent' (set PINENTRY_PROGRAM or install pinentry)",
+                       UsageError);
+  ::unsetenv("PINENTRY_PROGRAM");
 }

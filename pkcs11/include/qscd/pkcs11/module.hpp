@@ -5,6 +5,7 @@
 #include <p11-kit/pkcs11.h>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace qscd::p11 {
@@ -12,8 +13,10 @@ namespace qscd::p11 {
 class Module {
  public:
   // Throws ModuleLoadError when `path` is not a PKCS#11 module, CallError when
-  // C_Initialize fails, Error when another Module is still alive.
-  explicit Module(const std::string& path);
+  // C_Initialize fails, Error when another Module is still alive. `origin` says
+  // where the path came from ("--module", an environment variable, a config
+  // key...); the ModuleLoadError names it.
+  explicit Module(const std::string& path, std::string_view origin = "--module");
   // Wraps an already-resolved function list (a fault-injecting layer in tests).
   // The Module initialises it and finalises it; it never dlcloses anything.
   Module(CK_FUNCTION_LIST* functions, std::string name);

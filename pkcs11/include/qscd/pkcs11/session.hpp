@@ -41,8 +41,14 @@ class Session {
   // Read fresh every time: the flags change after a failed login.
   [[nodiscard]] TokenInfo token_info() const;
 
-  // Set by the login functions (login.hpp) so that the destructor logs out.
-  void mark_logged_in(CK_USER_TYPE user) noexcept { logged_in_ = user; }
+  // Set by the login functions (login.hpp). `by_us`: this session's C_Login
+  // returned CKR_OK, so closing it logs out. A login that was already there
+  // (CKR_USER_ALREADY_LOGGED_IN: login state is shared by all sessions of the
+  // application) is not this session's to end.
+  void mark_logged_in(CK_USER_TYPE user, bool by_us) noexcept {
+    logged_in_ = user;
+    logout_on_close_ = by_us;
+  }
   [[nodiscard]] std::optional<CK_USER_TYPE> logged_in() const noexcept { return logged_in_; }
 
   // Every object matching `query` (all objects when it is empty).
@@ -66,6 +72,7 @@ class Session {
   CK_SLOT_ID slot_ = 0;
   CallSite site_;
   std::optional<CK_USER_TYPE> logged_in_;
+  bool logout_on_close_ = false;
 };
 
 // One C_FindObjectsInit .. C_FindObjectsFinal; a session runs one at a time.

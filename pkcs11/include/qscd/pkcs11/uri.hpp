@@ -23,6 +23,9 @@ class Uri {
  public:
   // Throws InvalidArgument naming the text and p11-kit's reason. Unknown path
   // attributes are refused too: silently ignoring `tokn=x` would widen a match.
+  // A URI with pin-value= or pin-source= is refused without repeating its text;
+  // one with library-* or slot-description/slot-manufacturer parts (which
+  // matches() does not compare) is refused naming them.
   static Uri parse(std::string_view text);
 
   ~Uri();
@@ -68,10 +71,17 @@ enum class TokenScope {
 TokenInfo select_token(const Module& module, const std::optional<std::string>& uri,
                        TokenScope scope = TokenScope::initialized);
 
+// What select_object does with the URI's own type=.
+enum class UriClass {
+  must_match,  // a URI whose type= names another class is refused
+  ignored,     // the key's other half: type=private still finds the public key with that id/label
+};
+
 // Exactly one object of class `object_class` matching the object part of `uri`
 // (id, object label) in `session`'s token. Private keys are only visible after
-// login. None -> NotFound, several -> Ambiguous; a URI whose type= names
-// another class -> InvalidArgument.
-ObjectHandle select_object(const Session& session, const Uri& uri, CK_OBJECT_CLASS object_class);
+// login. None -> NotFound, several -> Ambiguous; with UriClass::must_match, a
+// URI whose type= names another class -> InvalidArgument.
+ObjectHandle select_object(const Session& session, const Uri& uri, CK_OBJECT_CLASS object_class,
+                           UriClass uri_class = UriClass::must_match);
 
 }  // namespace qscd::p11
