@@ -1,0 +1,177 @@
+// `qscd-agent provision` end to end, per profile and product, against
+// certcentral-sim on SoftHSM2; the result read back independently with
+// pkcs11-tool and openssl. Refusals (wrong key, foreign chain), --no-wait and
+// a rerun of a finished job.
+#include "e2e_fixture.hpp"
+
+using namespace qscd::e2e;
+using qscd::test::CertCentralSim;
+
+namespace {
+
+// Everything a finished provision must have left, checked from outside the agent.
+// Returns the provision JSON for further checks.
+json check_installed(const Workspace& ws, const CertCentralSim& sim, const Provision& p, const qscd::test::ProcessResult& run) {
+  REQUIRE_MESSAGE(run.exit_code == 0, "exit " << run.exit_code << "\nstdout: " << run.out << "\nstderr: " << run.err);
+  json out = json::parse(run.out, nullptr, false);
+  REQUIRE_MESSAGE(!out.is_discarded(), "--json output is not JSON: " << run.out);
+  for (const char* field : {"job_id", "state", "order_id", "certificate_serial", "key_uri", "token_serial"}) {
+    CHECK_MESSAGE(out.contains(field), "--json lacks " << field << ": " << run.out);
+  }
+  CHECK(out.value("state", "") == "MONITORING");
+  CHECK(as_text(out["token_serial"]) == ws.token_serial());
+
+  // The CA: exactly one order placed, and it is the job's.
+  auto posts = order_posts(sim, p.product);
+  REQUIRE(posts.size() == 1);
+  CHECK(as_text(posts[0]["order_id"]) == as_text(out["order_id"]));
+
+  // The token: one private key, one public key and one certificate under the label, one CKA_ID.
+  auto objects = ws.objects();
+  CHECK(count_objects(objects, private_key) == 1);
+  CHECK(count_objects(objects, private_key, p.label) == 1);
+  CHECK(count_objects(objects, public_key, p.label) == 1);
+  CHECK(count_objects(objects, certificate, p.label) == 1);
+  const TokenObject* priv = find_object(objects, private_key, p.label);
+  const TokenObject* pub = find_object(objects, public_key, p.label);
+  const TokenObject* cert = find_object(objects, certificate, p.label);
+  REQUIRE(priv != nullptr);
+  REQUIRE(pub != nullptr);
+  REQUIRE(cert != nullptr);
+  std::string id = lower(priv->field("ID"));
+  CHECK(!id.empty());
+  CHECK(lower(pub->field("ID")) == id);
+  CHECK(lower(cert->field("ID")) == id);
+  std::string uri = as_text(out["key_uri"]);
+  if (!id_of_uri(uri).empty()) CHECK(id_of_uri(uri) == id);
+
+  // The chain on the token: the end entity and the sim's issuing CA, each once; no root.
+  CHECK(count_objects(objects, certificate) == 2);
+  std::size_t issuing = 0, root = 0;
+  for (const auto& o : objects) {
+    if (o.kind != certificate) continue;
+    if (o.field("subject").find("certcentral-sim Test Issuing CA") != std::string::npos) ++issuing;
+    if (o.field("subject").find("Root CA") != std::string::npos) ++root;
+  }
+  CHECK(issuing == 1);
+  CHECK(root == 0);
+
+  // export: the stored chain verifies to the sim's root, the end entity holds the token's key.
+  auto exported = ws.agent(sim, {"export", "--key", uri});
+  REQUIRE_MESSAGE(exported.exit_code == 0, exported.err);
+  auto chain = read_pem_certs(exported.out);
+  REQUIRE(chain.size() == 2);
+  auto token_key = ws.public_key(id);
+  CHECK(EVP_PKEY_eq(X509_get0_pubkey(chain[0].get()), token_key.get()) == 1);
+  CHECK(serial_hex(chain[0].get()) == normal_hex(as_text(out["certificate_serial"])));
+  std::string leaf = ws.write("leaf.pem", pem_of(chain[0].get()));
+  std::string untrusted = ws.write("untrusted.pem", pem_of(chain[1].get()));
+  auto verified = qscd::test::run_command({"openssl", "verify", "-CAfile", sim.ca_file(), "-untrusted", untrusted, leaf});
+  CHECK_MESSAGE(verified.exit == 0, verified.out << verified.err);
+  CHECK(verified.out.find(": OK") != std::string::npos);
+
+  // The evidence record agrees with what is on the token and at the CA.
+  json evidence = ws.job_evidence(sim, as_text(out["job_id"]));
+  CHECK(evidence["state"] == "MONITORING");
+  CHECK(as_text(evidence["order_id"]) == as_text(out["order_id"]));
+  CHECK(lower(evidence["key"]["id"].get<std::string>()) == id);
+  CHECK(evidence["key"]["label"] == p.label);
+  CHECK(evidence["token"]["serial"] == ws.token_serial());
+  CHECK(lower(evidence["sha256"]["certificate"].get<std::string>()) == sha256_hex_of_der(chain[0].get()));
+  CHECK(!evidence["sha256"]["spki"].get<std::string>().empty());
+  CHECK(!evidence["sha256"]["csr"].get<std::string>().empty());
+  CHECK(read_pem_certs(evidence["chain_pem"].get<std::string>()).size() >= 1);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("provision pkio-server / pkio_private_services_server, RSA 3072, approving with --approve; a rerun changes nothing") {
+  CertCentralSim sim;  // no --auto-approve: the order needs approval, which --approve gives
+  Workspace ws;
+  Provision p{"pkio-server", "pkio_private_services_server", "rsa:3072", "server",
+              {"--subject-file", golden_subject("pkio-server")},
+              server_order_body("gemeente-voorbeeld.qvtl.nl", "00000003123456780000"), {"--approve"}};
+  json first = check_installed(ws, sim, p, ws.provision(sim, p));
+
+  std::string listing_before = ws.listing();
+  std::size_t changes_before = changing_requests(sim);
+  auto again = ws.provision(sim, p);
+  REQUIRE_MESSAGE(again.exit_code == 0, again.err);
+  json second = json::parse(again.out, nullptr, false);
+  REQUIRE_MESSAGE(!second.is_discarded(), again.out);
+  CHECK(as_text(second["job_id"]) == as_text(first["job_id"]));
+  CHECK(second.value("state", "") == "MONITORING");
+  CHECK(as_text(second["order_id"]) == as_text(first["order_id"]));
+  CHECK(as_text(second["certificate_serial"]) == as_text(first["certificate_serial"]));
+  CHECK(changing_requests(sim) == changes_before);
+  CHECK(order_posts(sim, p.product).size() == 1);
+  CHECK(ws.listing() == listing_before);
+}
+
+TEST_CASE("provision pkio-eseal / eu_eseal (CSR), RSA 2048: the seal certificate has nonRepudiation") {
+  CertCentralSim sim({"--auto-approve"});
+  Workspace ws;
+  Provision p{"pkio-eseal", "eu_eseal", "rsa:2048", "seal", {"--subject-file", golden_subject("pkio-eseal")}, eseal_order_body(), {}};
+  json out = check_installed(ws, sim, p, ws.provision(sim, p));
+  auto exported = ws.agent(sim, {"export", "--key", as_text(out["key_uri"])});
+  auto chain = read_pem_certs(exported.out);
+  REQUIRE(!chain.empty());
+  CHECK((X509_get_key_usage(chain[0].get()) & KU_NON_REPUDIATION) != 0);
+}
+
+TEST_CASE("provision generic / ssl_basic, EC P-256, subject from --set") {
+  CertCentralSim sim({"--auto-approve"});
+  Workspace ws;
+  Provision p = quick_job("web");
+  json out = check_installed(ws, sim, p, ws.provision(sim, p));
+  auto evidence = ws.job_evidence(sim, as_text(out["job_id"]));
+  auto csr_pem = evidence["csr_pem"].get<std::string>();
+  CHECK(csr_pem.find("CERTIFICATE REQUEST") != std::string::npos);
+}
+
+TEST_CASE("the simulator issues for another key: exit 4, no certificate written on the token") {
+  CertCentralSim sim({"--auto-approve", "--wrong-key"});
+  Workspace ws;
+  Provision p = quick_job("wrong");
+  auto run = ws.provision(sim, p);
+  CHECK_MESSAGE(run.exit_code == 4, "exit " << run.exit_code << "\n" << run.err);
+  CHECK(run.err.find("not for this key") != std::string::npos);
+  CHECK(order_posts(sim, p.product).size() == 1);
+  auto objects = ws.objects();
+  CHECK(count_objects(objects, certificate) == 0);
+  CHECK(count_objects(objects, private_key, p.label) == 1);
+}
+
+TEST_CASE("a chain that does not lead to --trust is refused: exit 4, no certificate written on the token") {
+  CertCentralSim sim({"--auto-approve", "--foreign-chain"});
+  Workspace ws;
+  Provision p = quick_job("foreign");
+  p.extra = {"--trust", sim.ca_file()};
+  auto run = ws.provision(sim, p);
+  CHECK_MESSAGE(run.exit_code == 4, "exit " << run.exit_code << "\n" << run.err);
+  CHECK(run.err.find("does not lead to the trust anchors") != std::string::npos);
+  CHECK(order_posts(sim, p.product).size() == 1);
+  CHECK(count_objects(ws.objects(), certificate) == 0);
+}
+
+TEST_CASE("--no-wait exits 5 while the CA works; the same command without it resumes and installs, one order") {
+  CertCentralSim sim({"--auto-approve", "--issue-after-polls", "3"});
+  Workspace ws;
+  Provision p = quick_job("later");
+  p.extra = {"--no-wait"};
+  auto waiting = ws.provision(sim, p);
+  REQUIRE_MESSAGE(waiting.exit_code == 5, "exit " << waiting.exit_code << "\n" << waiting.err);
+  CHECK(order_posts(sim, p.product).size() == 1);
+  CHECK(count_objects(ws.objects(), certificate) == 0);
+  json waiting_out = json::parse(waiting.out, nullptr, false);
+  if (!waiting.out.empty()) {
+    REQUIRE_MESSAGE(!waiting_out.is_discarded(), waiting.out);
+    CHECK(waiting_out.value("state", "") == "CA_WORKING");
+  }
+
+  p.extra = {};
+  auto done = ws.provision(sim, p);
+  json out = check_installed(ws, sim, p, done);
+  if (waiting_out.is_object() && waiting_out.contains("job_id")) CHECK(as_text(out["job_id"]) == as_text(waiting_out["job_id"]));
+}
