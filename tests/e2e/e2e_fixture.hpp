@@ -100,12 +100,12 @@ inline std::string as_text(const json& value) {
   return value.dump();
 }
 
-// Order-creating POSTs in the simulator's audit: POST /order/certificate/<product>
-// (not /order/certificate/<id>/reissue, not the pickup).
+// Order-creating POSTs in the simulator's audit: POST .../order/certificate/<product>
+// (not /order/certificate/<id>/reissue, not the pickup). Audit paths carry /services/v2.
 inline std::vector<json> order_posts(const CertCentralSim& sim, const std::string& product) {
   std::vector<json> posts;
   for (const auto& line : sim.audit()) {
-    if (line.value("method", "") == "POST" && line.value("path", "") == "/order/certificate/" + product) posts.push_back(line);
+    if (line.value("method", "") == "POST" && line.value("path", "").ends_with("/order/certificate/" + product)) posts.push_back(line);
   }
   return posts;
 }

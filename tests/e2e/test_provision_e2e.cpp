@@ -9,32 +9,20 @@ using qscd::test::CertCentralSim;
 
 namespace {
 
-// Everything a finished provision must have left, checked from outside the agent.
-// Returns the provision JSON for further checks.
-json check_installed(const Workspace& ws, const CertCentralSim& sim, const Provision& p, const qscd::test::ProcessResult& run) {
-  REQUIRE_MESSAGE(run.exit_code == 0, "exit " << run.exit_code << "\nstdout: " << run.out << "\nstderr: " << run.err);
-  json out = json::parse(run.out, nullptr, false);
-  REQUIRE_MESSAGE(!out.is_discarded(), "--json output is not JSON: " << run.out);
-  for (const char* field : {"job_id", "state", "order_id", "certificate_serial", "key_uri", "token_serial"}) {
-    CHECK_MESSAGE(out.contains(field), "--json lacks " << field << ": " << run.out);
-  }
-  CHECK(out.value("state", "") == "MONITORING");
-  CHECK(as_text(out["token_serial"]) == ws.token_serial());
-
-  // The CA: exactly one order placed, and it is the job's.
-  auto posts = order_posts(sim, p.product);
-  REQUIRE(posts.size() == 1);
-  CHECK(as_text(posts[0]["order_id"]) == as_text(out["order_id"]));
-
+// The token holds the key pair and certificate under `label` with one CKA_ID, and the
+// sim's issuing CA once; `export --key uri` gives a chain that openssl verifies to the sim's
+// root and whose end entity holds the token's key. Returns the CKA_ID and the leaf's SHA-256.
+std::pair<std::string, std::string> check_token_and_chain(const Workspace& ws, const CertCentralSim& sim, const std::string& label,
+                                                          const std::string& uri, const std::string& certificate_serial) {
   // The token: one private key, one public key and one certificate under the label, one CKA_ID.
   auto objects = ws.objects();
   CHECK(count_objects(objects, private_key) == 1);
-  CHECK(count_objects(objects, private_key, p.label) == 1);
-  CHECK(count_objects(objects, public_key, p.label) == 1);
-  CHECK(count_objects(objects, certificate, p.label) == 1);
-  const TokenObject* priv = find_object(objects, private_key, p.label);
-  const TokenObject* pub = find_object(objects, public_key, p.label);
-  const TokenObject* cert = find_object(objects, certificate, p.label);
+  CHECK(count_objects(objects, private_key, label) == 1);
+  CHECK(count_objects(objects, public_key, label) == 1);
+  CHECK(count_objects(objects, certificate, label) == 1);
+  const TokenObject* priv = find_object(objects, private_key, label);
+  const TokenObject* pub = find_object(objects, public_key, label);
+  const TokenObject* cert = find_object(objects, certificate, label);
   REQUIRE(priv != nullptr);
   REQUIRE(pub != nullptr);
   REQUIRE(cert != nullptr);
@@ -42,7 +30,6 @@ json check_installed(const Workspace& ws, const CertCentralSim& sim, const Provi
   CHECK(!id.empty());
   CHECK(lower(pub->field("ID")) == id);
   CHECK(lower(cert->field("ID")) == id);
-  std::string uri = as_text(out["key_uri"]);
   if (!id_of_uri(uri).empty()) CHECK(id_of_uri(uri) == id);
 
   // The chain on the token: the end entity and the sim's issuing CA, each once; no root.
@@ -63,12 +50,35 @@ json check_installed(const Workspace& ws, const CertCentralSim& sim, const Provi
   REQUIRE(chain.size() == 2);
   auto token_key = ws.public_key(id);
   CHECK(EVP_PKEY_eq(X509_get0_pubkey(chain[0].get()), token_key.get()) == 1);
-  CHECK(serial_hex(chain[0].get()) == normal_hex(as_text(out["certificate_serial"])));
+  CHECK(serial_hex(chain[0].get()) == normal_hex(certificate_serial));
   std::string leaf = ws.write("leaf.pem", pem_of(chain[0].get()));
   std::string untrusted = ws.write("untrusted.pem", pem_of(chain[1].get()));
   auto verified = qscd::test::run_command({"openssl", "verify", "-CAfile", sim.ca_file(), "-untrusted", untrusted, leaf});
   CHECK_MESSAGE(verified.exit == 0, verified.out << verified.err);
   CHECK(verified.out.find(": OK") != std::string::npos);
+
+  return {id, sha256_hex_of_der(chain[0].get())};
+}
+
+// Everything a finished provision must have left, checked from outside the agent.
+// Returns the provision JSON for further checks.
+json check_installed(const Workspace& ws, const CertCentralSim& sim, const Provision& p, const qscd::test::ProcessResult& run) {
+  REQUIRE_MESSAGE(run.exit_code == 0, "exit " << run.exit_code << "\nstdout: " << run.out << "\nstderr: " << run.err);
+  json out = json::parse(run.out, nullptr, false);
+  REQUIRE_MESSAGE(!out.is_discarded(), "--json output is not JSON: " << run.out);
+  for (const char* field : {"job_id", "state", "order_id", "certificate_serial", "key_uri", "token_serial"}) {
+    CHECK_MESSAGE(out.contains(field), "--json lacks " << field << ": " << run.out);
+  }
+  CHECK(out.value("state", "") == "MONITORING");
+  CHECK(as_text(out["token_serial"]) == ws.token_serial());
+
+  // The CA: exactly one order placed, and it is the job's.
+  auto posts = order_posts(sim, p.product);
+  REQUIRE(posts.size() == 1);
+  CHECK(as_text(posts[0]["order_id"]) == as_text(out["order_id"]));
+
+  std::string uri = as_text(out["key_uri"]);
+  auto [id, leaf_sha256] = check_token_and_chain(ws, sim, p.label, uri, as_text(out["certificate_serial"]));
 
   // The evidence record agrees with what is on the token and at the CA.
   json evidence = ws.job_evidence(sim, as_text(out["job_id"]));
@@ -77,7 +87,7 @@ json check_installed(const Workspace& ws, const CertCentralSim& sim, const Provi
   CHECK(lower(evidence["key"]["id"].get<std::string>()) == id);
   CHECK(evidence["key"]["label"] == p.label);
   CHECK(evidence["token"]["serial"] == ws.token_serial());
-  CHECK(lower(evidence["sha256"]["certificate"].get<std::string>()) == sha256_hex_of_der(chain[0].get()));
+  CHECK(lower(evidence["sha256"]["certificate"].get<std::string>()) == leaf_sha256);
   CHECK(!evidence["sha256"]["spki"].get<std::string>().empty());
   CHECK(!evidence["sha256"]["csr"].get<std::string>().empty());
   CHECK(read_pem_certs(evidence["chain_pem"].get<std::string>()).size() >= 1);
@@ -174,4 +184,33 @@ TEST_CASE("--no-wait exits 5 while the CA works; the same command without it res
   auto done = ws.provision(sim, p);
   json out = check_installed(ws, sim, p, done);
   if (waiting_out.is_object() && waiting_out.contains("job_id")) CHECK(as_text(out["job_id"]) == as_text(waiting_out["job_id"]));
+}
+
+// The readers above, on a token set up by the single-step commands (keygen, csr, order submit,
+// install --order): what provision must reproduce in one command, and proof that the checks
+// accept a correct result.
+TEST_CASE("the same result by hand, step by step, passes the same checks") {
+  CertCentralSim sim({"--auto-approve"});
+  Workspace ws;
+  std::string pin_source = "file:" + ws.path("pin");
+  auto made = ws.agent(sim, {"--json", "keygen", "--token", "pkcs11:token=e2e", "--pin-source", pin_source, "--key-type",
+                             "ec:p256", "--label", "hand"});
+  REQUIRE_MESSAGE(made.exit_code == 0, made.err);
+  std::string uri = json::parse(made.out)["uri"];
+  auto csr = ws.agent(sim, {"csr", "--key", uri, "--pin-source", pin_source, "--profile", "generic", "--set", "C=NL", "--set",
+                            "O=Voorbeeld BV", "--set", "CN=e2e.example.nl", "--out", ws.path("hand.csr")});
+  REQUIRE_MESSAGE(csr.exit_code == 0, csr.err);
+  auto placed = ws.agent(sim, {"--json", "order", "submit", "--product", "ssl_basic", "--csr", ws.path("hand.csr"),
+                               "--order-file", ws.write("hand.json", ssl_order_body("e2e.example.nl"))});
+  REQUIRE_MESSAGE(placed.exit_code == 0, placed.err);
+  std::string order_id = as_text(json::parse(placed.out)["order_id"]);
+  auto installed = ws.agent(sim, {"install", "--key", uri, "--order", order_id, "--trust", sim.ca_file()});
+  REQUIRE_MESSAGE(installed.exit_code == 0, installed.err);
+
+  CHECK(order_posts(sim, "ssl_basic").size() == 1);
+  std::ifstream saved(sim.dir() / "orders.json");
+  std::string serial = json::parse(saved)["orders"][order_id]["certificate"]["serial_number"];
+  auto [id, leaf_sha256] = check_token_and_chain(ws, sim, "hand", uri, serial);
+  CHECK(id == id_of_uri(uri));
+  CHECK(leaf_sha256.size() == 64);
 }
