@@ -14,7 +14,18 @@ std::string api_url(Context& context) {
   return default_api_url;
 }
 
+SecretBuffer read_api_key(Context& context) {
+  std::string spec = context.options.api_key_source;
+  if (spec.empty()) spec = context.config().api_key_source.value_or(default_api_key_source);
+  return read_secret(spec, "API key", "--api-key-source");
+}
+
 api::Client make_api_client(Context& context) {
+  api::check_base_url(api_url(context));  // refuse a bad URL before asking for the key
+  return make_api_client(context, read_api_key(context));
+}
+
+api::Client make_api_client(Context& context, const SecretBuffer& key) {
   api::ClientOptions options;
   options.base_url = api_url(context);
   api::check_base_url(options.base_url);  // refuse a bad URL before asking for the key
@@ -28,10 +39,7 @@ api::Client make_api_client(Context& context) {
     const Log* log = &context.log;
     options.trace = [log](std::string_view line) { log->debug(line); };  // X-DC-DEVKEY arrives redacted
   }
-  std::string spec = context.options.api_key_source;
-  if (spec.empty()) spec = context.config().api_key_source.value_or(default_api_key_source);
-  SecretBuffer secret = read_secret(spec, "API key", "--api-key-source");
-  return api::Client(std::move(options), api::ApiKey(secret.bytes()));
+  return api::Client(std::move(options), api::ApiKey(key.bytes()));
 }
 
 }  // namespace qscd::agent

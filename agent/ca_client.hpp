@@ -4,6 +4,7 @@
 #include <string>
 
 #include "context.hpp"
+#include "secret.hpp"
 #include "qscd/api/client.hpp"
 
 namespace qscd::agent {
@@ -17,5 +18,10 @@ std::string api_url(Context& context);
 // Reads the API key (--api-key-source, config api.key_source, env:CERTCENTRAL_API_KEY)
 // and makes the client. Throws UsageError / api::ConfigError (exit 2).
 api::Client make_api_client(Context& context);
+
+// The API key alone, for callers that make several clients (one per worker thread).
+SecretBuffer read_api_key(Context& context);
+// A client with a key read before (read_api_key); throws api::ConfigError (exit 2).
+api::Client make_api_client(Context& context, const SecretBuffer& key);
 
 }  // namespace qscd::agent

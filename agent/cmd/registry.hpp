@@ -20,6 +20,7 @@ void add_orgs(CLI::App& app, Context& context);
 void add_export(CLI::App& app, Context& context);
 void add_install(CLI::App& app, Context& context);
 void add_jobs(CLI::App& app, Context& context);
+void add_provision(CLI::App& app, Context& context);
 
 inline std::vector<Register> all_commands() {
   return {
@@ -29,6 +30,7 @@ inline std::vector<Register> all_commands() {
       add_csr,
       add_order,
       add_orgs,
+      add_provision,
       add_install,
       add_export,
       add_jobs,

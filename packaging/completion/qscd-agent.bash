@@ -26,7 +26,7 @@ _qscd_agent() {
     token) COMPREPLY=($(compgen -W "init change-pin unblock --token --label --force --so --pin-source --so-pin-source --new-pin-source $global" -- "$cur")) ;;
     order) COMPREPLY=($(compgen -W "submit attach status wait --product --csr --order-file --dry-run --timeout --approve $global" -- "$cur")) ;;
     csr) COMPREPLY=($(compgen -W "check --key --token --profile --subject-file --set --out --der --rsa-pss --pin-source $global" -- "$cur")) ;;
-    *) COMPREPLY=($(compgen -W "--token --key --key-type --label --id --pin-source --profile --product --subject-file --set --order --order-file --approve --no-wait --timeout --trust --job --all --cert --format --within --dry-run $global" -- "$cur")) ;;
+    *) COMPREPLY=($(compgen -W "--token --key --key-type --label --id --pin-source --profile --product --subject-file --set --order --order-file --approve --no-wait --timeout --poll-interval --trust --job --all --rsa-pss --order-file --allow-final-try --cert --format --within --dry-run $global" -- "$cur")) ;;
   esac
 }
 complete -F _qscd_agent qscd-agent
