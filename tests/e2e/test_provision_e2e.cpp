@@ -180,7 +180,7 @@ TEST_CASE("--no-wait exits 5 while the CA works; the same command without it res
     CHECK(waiting_out.value("state", "") == "CA_WORKING");
   }
 
-  p.extra = {};
+  p.extra = {"--poll-interval", "1s"};  // the default minute between looks would make this test slow
   auto done = ws.provision(sim, p);
   json out = check_installed(ws, sim, p, done);
   if (waiting_out.is_object() && waiting_out.contains("job_id")) CHECK(as_text(out["job_id"]) == as_text(waiting_out["job_id"]));
