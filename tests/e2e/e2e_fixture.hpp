@@ -164,11 +164,12 @@ inline std::string serial_hex(X509* cert) {
 struct Provision {
   std::string profile;
   std::string product;
-  std::string key_type;
+  std::string key_type;  // empty: no --key-type/--label (a --key URI in `extra` brings the key)
   std::string label;
   std::vector<std::string> subject;  // "--subject-file F" or "--set a=b" ...
   std::string order_body;            // the --order-file content
   std::vector<std::string> extra;    // --approve, --no-wait, --trust F, ...
+  std::string pin_source;            // empty: the workspace's 0600 PIN file
 };
 
 // A token "e2e" on its own SoftHSM2, with the agent's state, config, PIN file and order file
@@ -209,9 +210,9 @@ class Workspace {
   test::ProcessResult provision(const CertCentralSim& sim, const Provision& p, const std::string& crash_at = {}) const {
     std::string order_file = write("order-" + p.label + ".json", p.order_body);
     std::vector<std::string> args = {"--json", "provision", "--token", std::string("pkcs11:token=") + token_label,
-                                     "--pin-source", "file:" + pin_file_, "--profile", p.profile, "--product", p.product,
-                                     "--key-type", p.key_type, "--label", p.label, "--order-file", order_file,
-                                     "--timeout", "60s"};
+                                     "--pin-source", p.pin_source.empty() ? "file:" + pin_file_ : p.pin_source, "--profile", p.profile, "--product", p.product,
+                                     "--order-file", order_file, "--timeout", "60s"};
+    if (!p.key_type.empty()) args.insert(args.end(), {"--key-type", p.key_type, "--label", p.label});
     args.insert(args.end(), p.subject.begin(), p.subject.end());
     args.insert(args.end(), p.extra.begin(), p.extra.end());
     std::map<std::string, std::string> env;
@@ -271,6 +272,15 @@ class Workspace {
   std::string config_file_;
 };
 
+// Nothing happened anywhere: no object on the token, no request at the CA, no job.
+inline void check_untouched(const Workspace& ws, const CertCentralSim& sim) {
+  CHECK(ws.objects().empty());
+  CHECK(sim.audit().empty());
+  auto jobs = ws.agent(sim, {"--json", "jobs"});
+  REQUIRE_MESSAGE(jobs.exit_code == 0, jobs.err);
+  CHECK(json::parse(jobs.out)["jobs"].empty());
+}
+
 inline std::size_t count_objects(const std::vector<TokenObject>& objects, const std::string& kind, const std::string& label = {}) {
   return static_cast<std::size_t>(std::count_if(objects.begin(), objects.end(), [&](const TokenObject& o) {
     return o.kind == kind && (label.empty() || o.field("label") == label);
@@ -321,7 +331,7 @@ inline std::string golden_subject(const std::string& profile) {
 inline Provision quick_job(const std::string& label) {
   return {"generic", "ssl_basic", "ec:p256", label,
           {"--set", "C=NL", "--set", "O=Voorbeeld BV", "--set", "CN=e2e.example.nl"},
-          ssl_order_body("e2e.example.nl"), {}};
+          ssl_order_body("e2e.example.nl"), {}, {}};
 }
 
 }  // namespace qscd::e2e

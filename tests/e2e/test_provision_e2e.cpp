@@ -101,7 +101,7 @@ TEST_CASE("provision pkio-server / pkio_private_services_server, RSA 3072, appro
   Workspace ws;
   Provision p{"pkio-server", "pkio_private_services_server", "rsa:3072", "server",
               {"--subject-file", golden_subject("pkio-server")},
-              server_order_body("gemeente-voorbeeld.qvtl.nl", "00000003123456780000"), {"--approve"}};
+              server_order_body("gemeente-voorbeeld.qvtl.nl", "00000003123456780000"), {"--approve"}, {}};
   json first = check_installed(ws, sim, p, ws.provision(sim, p));
 
   std::string listing_before = ws.listing();
@@ -122,7 +122,7 @@ TEST_CASE("provision pkio-server / pkio_private_services_server, RSA 3072, appro
 TEST_CASE("provision pkio-eseal / eu_eseal (CSR), RSA 2048: the seal certificate has nonRepudiation") {
   CertCentralSim sim({"--auto-approve"});
   Workspace ws;
-  Provision p{"pkio-eseal", "eu_eseal", "rsa:2048", "seal", {"--subject-file", golden_subject("pkio-eseal")}, eseal_order_body(), {}};
+  Provision p{"pkio-eseal", "eu_eseal", "rsa:2048", "seal", {"--subject-file", golden_subject("pkio-eseal")}, eseal_order_body(), {}, {}};
   json out = check_installed(ws, sim, p, ws.provision(sim, p));
   auto exported = ws.agent(sim, {"export", "--key", as_text(out["key_uri"])});
   auto chain = read_pem_certs(exported.out);
@@ -151,6 +151,12 @@ TEST_CASE("the simulator issues for another key: exit 4, no certificate written 
   auto objects = ws.objects();
   CHECK(count_objects(objects, certificate) == 0);
   CHECK(count_objects(objects, private_key, p.label) == 1);
+
+  // The job is FAILED; the same command again places no second order and makes no second key.
+  auto again = ws.provision(sim, p);
+  CHECK_MESSAGE(again.exit_code == 2, "exit " << again.exit_code << "\n" << again.err);
+  CHECK(order_posts(sim, p.product).size() == 1);
+  CHECK(count_objects(ws.objects(), private_key) == 1);
 }
 
 TEST_CASE("a chain that does not lead to --trust is refused: exit 4, no certificate written on the token") {
@@ -213,4 +219,55 @@ TEST_CASE("the same result by hand, step by step, passes the same checks") {
   auto [id, leaf_sha256] = check_token_and_chain(ws, sim, "hand", uri, serial);
   CHECK(id == id_of_uri(uri));
   CHECK(leaf_sha256.size() == 64);
+}
+
+TEST_CASE("bad input is refused before anything changes: exit 2 (or 3 for a wrong PIN), token, CA and journal untouched") {
+  CertCentralSim sim({"--auto-approve"});
+  Workspace ws;
+  Provision server{"pkio-server", "pkio_private_services_server", "ec:p256", "server",
+                   {"--subject-file", golden_subject("pkio-server")},
+                   server_order_body("gemeente-voorbeeld.qvtl.nl", "00000003123456780000"), {}, {}};
+
+  SUBCASE("an EC key for pkio-server") {
+    auto run = ws.provision(sim, server);
+    CHECK_MESSAGE(run.exit_code == 2, run.err);
+    CHECK(run.err.find("PKIO-SERVER-KEY-RSA") != std::string::npos);
+  }
+  SUBCASE("an order file with a field CertCentral does not have") {
+    server.key_type = "rsa:2048";
+    server.order_body = R"({"certificat": {}})";
+    auto run = ws.provision(sim, server);
+    CHECK_MESSAGE(run.exit_code == 2, run.err);
+    CHECK(run.err.find("certificat: is not a field of the order body") != std::string::npos);
+  }
+  SUBCASE("a PIN file others may read") {
+    server.key_type = "rsa:2048";
+    std::string open_pin = ws.write("open-pin", user_pin);
+    std::filesystem::permissions(open_pin, std::filesystem::perms::group_read | std::filesystem::perms::others_read,
+                                 std::filesystem::perm_options::add);
+    server.pin_source = "file:" + open_pin;
+    auto run = ws.provision(sim, server);
+    CHECK_MESSAGE(run.exit_code == 2, run.err);
+    CHECK(run.err.find("chmod 600") != std::string::npos);
+  }
+  SUBCASE("a wrong PIN") {
+    server.key_type = "rsa:2048";
+    server.pin_source = "file:" + ws.write("wrong-pin", "654321");
+    auto run = ws.provision(sim, server);
+    CHECK_MESSAGE(run.exit_code == 3, run.err);
+    CHECK(run.err.find("CKR_PIN_INCORRECT") != std::string::npos);
+  }
+  check_untouched(ws, sim);
+}
+
+TEST_CASE("provision --key uses a key made beforehand: no second key, the certificate on that key") {
+  CertCentralSim sim({"--auto-approve"});
+  Workspace ws;
+  auto made = ws.agent(sim, {"--json", "keygen", "--token", "pkcs11:token=e2e", "--pin-source", "file:" + ws.path("pin"),
+                             "--key-type", "ec:p256", "--label", "pre"});
+  REQUIRE_MESSAGE(made.exit_code == 0, made.err);
+  Provision p = quick_job("pre");
+  p.key_type.clear();
+  p.extra = {"--key", json::parse(made.out)["uri"].get<std::string>()};
+  check_installed(ws, sim, p, ws.provision(sim, p));
 }
