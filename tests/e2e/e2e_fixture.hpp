@@ -211,7 +211,9 @@ class Workspace {
     std::string order_file = write("order-" + p.label + ".json", p.order_body);
     std::vector<std::string> args = {"--json", "provision", "--token", std::string("pkcs11:token=") + token_label,
                                      "--pin-source", p.pin_source.empty() ? "file:" + pin_file_ : p.pin_source, "--profile", p.profile, "--product", p.product,
-                                     "--order-file", order_file, "--timeout", "60s"};
+                                     "--order-file", order_file};
+    // A bound on every run, unless the test sets its own.
+    if (std::find(p.extra.begin(), p.extra.end(), "--timeout") == p.extra.end()) args.insert(args.end(), {"--timeout", "60s"});
     if (!p.key_type.empty()) args.insert(args.end(), {"--key-type", p.key_type, "--label", p.label});
     args.insert(args.end(), p.subject.begin(), p.subject.end());
     args.insert(args.end(), p.extra.begin(), p.extra.end());

@@ -257,7 +257,35 @@ TEST_CASE("bad input is refused before anything changes: exit 2 (or 3 for a wron
     CHECK_MESSAGE(run.exit_code == 3, run.err);
     CHECK(run.err.find("CKR_PIN_INCORRECT") != std::string::npos);
   }
+  SUBCASE("a QSCD product, whose key DigiCert makes on a token it ships") {
+    server.profile = "pkio-eseal";
+    server.product = "pkio_qualified_organisation_services";
+    server.key_type = "rsa:3072";
+    server.subject = {"--subject-file", golden_subject("pkio-eseal")};
+    server.order_body = R"({"certificate": {"signature_hash": "sha256", "profile_option": "nonrepudiation"},
+      "csa_agreed_to": true, "provisioning_method": "qscd", "organization": {"id": 112233}, "order_validity": {"years": 1},
+      "ship_info": {"name": "J", "addr1": "a", "addr2": "b", "city": "c", "state": "d", "zip": "e", "country": "nl", "method": "STANDARD"}})";
+    auto run = ws.provision(sim, server);
+    CHECK_MESSAGE(run.exit_code == 2, run.err);
+    CHECK(run.err.find("provisioning_method qscd") != std::string::npos);
+  }
   check_untouched(ws, sim);
+}
+
+TEST_CASE("--timeout reached while the CA works: exit 5, the order placed once, nothing installed yet") {
+  CertCentralSim sim({"--auto-approve", "--issue-after-polls", "1000"});
+  Workspace ws;
+  Provision p = quick_job("slow");
+  p.extra = {"--timeout", "2s", "--poll-interval", "1s"};
+  auto run = ws.provision(sim, p);
+  CHECK_MESSAGE(run.exit_code == 5, "exit " << run.exit_code << "\n" << run.err);
+  json out = json::parse(run.out, nullptr, false);
+  REQUIRE_MESSAGE(out.is_object(), run.out);
+  CHECK(out.value("state", "") == "CA_WORKING");
+  auto posts = order_posts(sim, p.product);
+  REQUIRE(posts.size() == 1);
+  CHECK(as_text(out["order_id"]) == as_text(posts[0]["order_id"]));
+  CHECK(count_objects(ws.objects(), certificate) == 0);
 }
 
 TEST_CASE("provision --key uses a key made beforehand: no second key, the certificate on that key") {
