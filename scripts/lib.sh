@@ -18,6 +18,7 @@ QSCD_PACKAGES=(
   libcpp-httplib-dev
   libsystemd-dev
   softhsm2 opensc gnutls-bin
+  jq  # bench/provision: the hand-made pipeline builds and reads the order JSON with it
 )
 
 qscd_install_deps() {
