@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -102,9 +103,30 @@ inline std::string as_text(const json& value) {
 
 // Order-creating POSTs in the simulator's audit: POST .../order/certificate/<product>
 // (not /order/certificate/<id>/reissue, not the pickup). Audit paths carry /services/v2.
+// The sim writes a request's audit line just after it sent the answer, so a client killed
+// right after an answer can be gone before the line is there: read until two reads 50 ms
+// apart agree.
+inline std::vector<json> settled_audit(const CertCentralSim& sim) {
+  auto lines = sim.audit();
+  for (int attempt = 0; attempt < 40; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto again = sim.audit();
+    if (again.size() == lines.size()) return again;
+    lines = std::move(again);
+  }
+  return lines;
+}
+
+// The orders the sim holds (orders.json, saved before it answers the POST: no lag).
+inline json sim_orders(const CertCentralSim& sim) {
+  std::ifstream saved(sim.dir() / "orders.json");
+  if (!saved) return json::object();
+  return json::parse(saved)["orders"];
+}
+
 inline std::vector<json> order_posts(const CertCentralSim& sim, const std::string& product) {
   std::vector<json> posts;
-  for (const auto& line : sim.audit()) {
+  for (const auto& line : settled_audit(sim)) {
     if (line.value("method", "") == "POST" && line.value("path", "").ends_with("/order/certificate/" + product)) posts.push_back(line);
   }
   return posts;
@@ -113,7 +135,7 @@ inline std::vector<json> order_posts(const CertCentralSim& sim, const std::strin
 // Requests that change something at the CA (POST, PUT, DELETE).
 inline std::size_t changing_requests(const CertCentralSim& sim) {
   std::size_t n = 0;
-  for (const auto& line : sim.audit()) {
+  for (const auto& line : settled_audit(sim)) {
     std::string method = line.value("method", "");
     if (method == "POST" || method == "PUT" || method == "DELETE") ++n;
   }
@@ -277,7 +299,7 @@ class Workspace {
 // Nothing happened anywhere: no object on the token, no request at the CA, no job.
 inline void check_untouched(const Workspace& ws, const CertCentralSim& sim) {
   CHECK(ws.objects().empty());
-  CHECK(sim.audit().empty());
+  CHECK(settled_audit(sim).empty());
   auto jobs = ws.agent(sim, {"--json", "jobs"});
   REQUIRE_MESSAGE(jobs.exit_code == 0, jobs.err);
   CHECK(json::parse(jobs.out)["jobs"].empty());

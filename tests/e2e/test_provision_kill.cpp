@@ -39,6 +39,7 @@ void kill_and_resume(const CrashPoint& point) {
   CHECK_MESSAGE(killed.exit_code == killed_by_sigkill, "the hook did not kill: exit " << killed.exit_code << "\n" << killed.err);
   if (killed.exit_code != killed_by_sigkill) return;
   CHECK(order_posts(sim, p.product).size() == point.posts_before_resume);
+  CHECK(sim_orders(sim).size() == point.posts_before_resume);
 
   auto resumed = ws.provision(sim, p);
   CHECK_MESSAGE(resumed.exit_code == 0, "exit " << resumed.exit_code << "\nstdout: " << resumed.out << "\nstderr: " << resumed.err);
@@ -99,7 +100,7 @@ TEST_CASE("killed after the POST, before the order id is stored: the resume adop
   CHECK(as_text(out["order_id"]) == order_id);
   CHECK(as_text(out["job_id"]) == job_id);
   std::size_t approvals = 0;
-  for (const auto& line : sim.audit()) {
+  for (const auto& line : settled_audit(sim)) {
     if (line.value("method", "") == "PUT" && line.value("path", "").find("/request/") != std::string::npos) ++approvals;
   }
   CHECK(approvals == 1);
@@ -110,8 +111,7 @@ TEST_CASE("killed after the POST, before the order id is stored: the resume adop
   for (const auto& step : evidence["steps"]) looked_up = looked_up || step.value("state", "") == "NEED_ORDER_LOOKUP";
   CHECK_MESSAGE(looked_up, "no NEED_ORDER_LOOKUP step in the job's evidence: " << evidence["steps"].dump());
   // The sim holds that one order, and it carries the job's CSR.
-  std::ifstream saved(sim.dir() / "orders.json");
-  json orders = json::parse(saved)["orders"];
+  json orders = sim_orders(sim);
   REQUIRE(orders.size() == 1);
   REQUIRE(orders.contains(order_id));
   auto flat = [](std::string text) {
