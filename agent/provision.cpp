@@ -99,18 +99,32 @@ struct Provisioner::Prepared {
 Provisioner::Provisioner(Context& context, ProvisionOptions options)
     : context_(context), options_(std::move(options)), prepared_(std::make_unique<Prepared>()) {
   Prepared& p = *prepared_;
+  // --job ID alone continues a job: what the journal knows need not be typed again.
+  bool need_subject = true;
+  bool need_key = true;
+  if (options_.job_id) {
+    const Job job = Journal::open(context_.state_dir()).get(*options_.job_id);
+    if (options_.profile.empty()) options_.profile = job.key.profile;
+    if (options_.product.empty()) options_.product = job.key.product;
+    if (options_.label.empty() && options_.key.empty()) options_.label = job.key.key_label;
+    if (options_.token.token.empty()) options_.token.token = "pkcs11:serial=" + job.key.token_serial;
+    need_key = job.key_id_hex.empty();
+    need_subject = job.csr_pem.empty();
+  }
   const ProvisionOptions& o = options_;
   if (o.profile.empty()) throw UsageError("--profile", "required: be-ebox, pkio-server, pkio-eseal or generic");
   if (o.product.empty() && o.attach_order.empty()) {
     throw UsageError("--product", "required: the CertCentral product name_id (e.g. pkio_private_services_server)");
   }
   p.profile = csr::parse_profile(o.profile);
-  if (o.subject_file.empty() == o.set.empty()) {
-    throw UsageError("subject", "give either --subject-file FILE or --set name=value (repeatable)");
+  if (!o.subject_file.empty() && !o.set.empty()) throw UsageError("subject", "give --subject-file FILE or --set name=value, not both");
+  if (o.subject_file.empty() && o.set.empty()) {
+    if (need_subject) throw UsageError("subject", "give either --subject-file FILE or --set name=value (repeatable)");
+  } else {
+    const csr::SubjectInput input =
+        o.subject_file.empty() ? csr::parse_set_options(o.set) : csr::read_subject_file(o.subject_file, p.profile);
+    p.subject = csr::prepare_subject(p.profile, input);
   }
-  const csr::SubjectInput input =
-      o.subject_file.empty() ? csr::parse_set_options(o.set) : csr::read_subject_file(o.subject_file, p.profile);
-  p.subject = csr::prepare_subject(p.profile, input);
 
   if (!o.key.empty()) {
     if (!o.key_type.empty()) throw UsageError("--key-type", "not with --key: the key already exists");
@@ -121,11 +135,15 @@ Provisioner::Provisioner(Context& context, ProvisionOptions options)
     }
     if (!p.key_uri->names_object()) throw UsageError("--key", o.key + " names no key: add id=... or object=...");
   } else {
-    if (o.key_type.empty()) throw UsageError("--key-type", "required unless --key names an existing key (rsa:2048|rsa:3072|rsa:4096|ec:p256|ec:p384)");
-    try {
-      p.key_type = p11::parse_key_type(o.key_type);
-    } catch (const p11::InvalidArgument& e) {
-      throw UsageError("--key-type", e.what());
+    if (o.key_type.empty() && need_key) {
+      throw UsageError("--key-type", "required unless --key names an existing key (rsa:2048|rsa:3072|rsa:4096|ec:p256|ec:p384)");
+    }
+    if (!o.key_type.empty()) {
+      try {
+        p.key_type = p11::parse_key_type(o.key_type);
+      } catch (const p11::InvalidArgument& e) {
+        throw UsageError("--key-type", e.what());
+      }
     }
     if (o.label.empty()) throw UsageError("--label", "required: the CKA_LABEL of the key pair to generate");
     if (!o.id.empty()) {
@@ -159,7 +177,7 @@ Provisioner::Provisioner(Context& context, ProvisionOptions options)
     }
     // The documented product rules, checked now with a stand-in CSR of the same key type, so a
     // broken order file is refused before a key is generated.
-    if (p.key_type) {
+    if (p.key_type && !p.subject.empty()) {
       csr::SoftwareSigner stand_in(stand_in_key(*p.key_type));
       csr::checked_scheme(p.profile, stand_in.public_key(), o.rsa_pss);
       auto request = csr::build_request(p.profile, p.subject, stand_in, o.rsa_pss);

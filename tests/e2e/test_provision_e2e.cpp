@@ -192,6 +192,26 @@ TEST_CASE("--no-wait exits 5 while the CA works; the same command without it res
   if (waiting_out.is_object() && waiting_out.contains("job_id")) CHECK(as_text(out["job_id"]) == as_text(waiting_out["job_id"]));
 }
 
+TEST_CASE("--job ID alone continues a waiting job: profile, product, label and token come from the journal") {
+  CertCentralSim sim({"--auto-approve", "--issue-after-polls", "3"});
+  Workspace ws;
+  Provision p = quick_job("by-id");
+  p.extra = {"--no-wait"};
+  auto waiting = ws.provision(sim, p);
+  REQUIRE_MESSAGE(waiting.exit_code == 5, "exit " << waiting.exit_code << "\n" << waiting.err);
+  const std::string job_id = as_text(json::parse(waiting.out)["job_id"]);
+
+  auto done = ws.agent(sim, {"--json", "provision", "--job", job_id, "--pin-source", "file:" + ws.path("pin"),
+                             "--poll-interval", "1s", "--timeout", "60s"});
+  REQUIRE_MESSAGE(done.exit_code == 0, "exit " << done.exit_code << "\n" << done.err);
+  json out = json::parse(done.out);
+  CHECK(as_text(out["job_id"]) == job_id);
+  CHECK(out["state"] == "MONITORING");
+  CHECK(out["key_label"] == "by-id");
+  CHECK(order_posts(sim, p.product).size() == 1);
+  CHECK(count_objects(ws.objects(), certificate, "by-id") == 1);
+}
+
 // The readers above, on a token set up by the single-step commands (keygen, csr, order submit,
 // install --order): what provision must reproduce in one command, and proof that the checks
 // accept a correct result.
