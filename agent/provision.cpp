@@ -15,6 +15,7 @@
 #include "csr/signer.hpp"
 #include "csr/token_signer.hpp"
 #include "errors.hpp"
+#include "files.hpp"
 #include "install.hpp"
 #include "order_lookup.hpp"
 #include "qscd/api/client.hpp"
@@ -32,15 +33,6 @@ namespace qscd::agent {
 namespace {
 
 using std::chrono::seconds;
-
-std::string read_text(const std::string& path, const std::string& option) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError(option, "cannot read " + path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().size() > (1U << 20U)) throw UsageError(option, path + " is larger than 1 MiB");
-  return text.str();
-}
 
 // A software key of the same type as the one the token will make, only for a stand-in CSR that
 // the order's documented rules are checked against before the token or the CA is touched.
@@ -165,7 +157,7 @@ Provisioner::Provisioner(Context& context, ProvisionOptions options)
 
   if (o.attach_order.empty()) {
     if (!o.order_file.empty()) {
-      nlohmann::json body = nlohmann::json::parse(read_text(o.order_file, "--order-file"), nullptr, false);
+      nlohmann::json body = nlohmann::json::parse(read_input_file(o.order_file, "--order-file"), nullptr, false);
       if (body.is_discarded()) throw UsageError("--order-file", o.order_file + " is not JSON");
       p.order = api::order_request_from_json(o.product, body);
     } else {

@@ -3,7 +3,7 @@
 #include <memory>
 #include <string>
 
-#include "../atomic_file.hpp"
+#include "../files.hpp"
 #include "../certbundle.hpp"
 #include "../install.hpp"
 #include "../token_access.hpp"

@@ -7,6 +7,7 @@
 #include "../ca_client.hpp"
 #include "../duration.hpp"
 #include "../errors.hpp"
+#include "../files.hpp"
 #include "../secret.hpp"
 #include "qscd/api/csr.hpp"
 #include "registry.hpp"
@@ -16,15 +17,6 @@ namespace qscd::agent::cmd {
 namespace {
 
 using nlohmann::json;
-
-std::string read_text_file(const std::string& path, const std::string& option) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError(option, "cannot read " + path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().size() > (1U << 20U)) throw UsageError(option, path + " is larger than 1 MiB");
-  return text.str();
-}
 
 json requests_json(const std::vector<api::RequestRef>& requests) {
   json out = json::array();
@@ -76,14 +68,14 @@ struct SubmitOptions {
 void submit(Context& context, const SubmitOptions& options) {
   api::OrderRequest request;
   if (!options.order_file.empty()) {
-    json body = json::parse(read_text_file(options.order_file, "--order-file"), nullptr, false);
+    json body = json::parse(read_input_file(options.order_file, "--order-file"), nullptr, false);
     if (body.is_discarded()) throw UsageError("--order-file", options.order_file + " is not JSON");
     request = api::order_request_from_json(options.product, body);
   } else {
     request.product = options.product;
   }
   if (!options.csr_file.empty()) {
-    request.certificate.csr = read_text_file(options.csr_file, "--csr");
+    request.certificate.csr = read_input_file(options.csr_file, "--csr");
     api::CsrInfo csr = api::inspect_csr(request.certificate.csr, "--csr");
     // CertCentral takes the subject from the organization, not the CSR; the CN
     // still has to be named in the order: take the CSR's when the file has none.
@@ -117,7 +109,7 @@ struct AttachOptions {
 };
 
 void attach(Context& context, const AttachOptions& options) {
-  std::string csr = read_text_file(options.csr_file, "--csr");
+  std::string csr = read_input_file(options.csr_file, "--csr");
   api::inspect_csr(csr, "--csr");
   api::Client client = make_api_client(context);
   api::OrderInfo before = client.order_info(options.order_id).value_or_throw();

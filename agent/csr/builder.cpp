@@ -2,7 +2,7 @@
 
 #include <openssl/pem.h>
 
-#include "atomic_file.hpp"
+#include "files.hpp"
 #include "errors.hpp"
 
 namespace qscd::agent::csr {

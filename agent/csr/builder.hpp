@@ -32,7 +32,7 @@ std::vector<unsigned char> request_der(const X509_REQ* request);
 std::string request_pem(const X509_REQ* request);
 
 // Writes the request (PEM, or DER when `der`) to `path` with write_file_atomically
-// (atomic_file.hpp): a failure never leaves a partial file, no symlink is followed.
+// (files.hpp): a failure never leaves a partial file, no symlink is followed.
 void write_request(const X509_REQ* request, const std::string& path, bool der);
 
 }  // namespace qscd::agent::csr

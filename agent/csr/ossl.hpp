@@ -9,19 +9,18 @@
 #include <memory>
 #include <string>
 
+#include "../ossl.hpp"
+
 namespace qscd::agent::csr {
 
+// The agent's one deleter template (agent/ossl.hpp), so a request or key made here is the same
+// type as one read by the certificate code.
 template <auto Free>
-struct OsslDeleter {
-  template <typename T>
-  void operator()(T* pointer) const noexcept {
-    Free(pointer);
-  }
-};
+using OsslDeleter = ossl::Deleter<Free>;
 
 using UniqueName = std::unique_ptr<X509_NAME, OsslDeleter<X509_NAME_free>>;
-using UniqueReq = std::unique_ptr<X509_REQ, OsslDeleter<X509_REQ_free>>;
-using UniquePkey = std::unique_ptr<EVP_PKEY, OsslDeleter<EVP_PKEY_free>>;
+using UniqueReq = ossl::X509ReqPtr;
+using UniquePkey = ossl::EvpPkeyPtr;
 using UniquePkeyCtx = std::unique_ptr<EVP_PKEY_CTX, OsslDeleter<EVP_PKEY_CTX_free>>;
 using UniqueMdCtx = std::unique_ptr<EVP_MD_CTX, OsslDeleter<EVP_MD_CTX_free>>;
 using UniqueAlgor = std::unique_ptr<X509_ALGOR, OsslDeleter<X509_ALGOR_free>>;

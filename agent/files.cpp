@@ -1,4 +1,4 @@
-#include "atomic_file.hpp"
+#include "files.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -6,6 +6,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "errors.hpp"
@@ -60,6 +62,17 @@ void write_file_atomically(const std::filesystem::path& path, std::string_view b
   const int error = errno;
   ::close(folder_fd);
   if (!synced) fail(option, folder, error);
+}
+
+std::string read_input_file(const std::filesystem::path& path, std::string_view option, std::size_t max_bytes) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError(std::string(option), "cannot read " + path.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().size() > max_bytes) {
+    throw UsageError(std::string(option), path.string() + " is larger than " + std::to_string(max_bytes / 1024) + " KiB");
+  }
+  return text.str();
 }
 
 }  // namespace qscd::agent

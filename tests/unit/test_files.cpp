@@ -6,7 +6,7 @@
 #include <sstream>
 #include <string>
 
-#include "atomic_file.hpp"
+#include "files.hpp"
 #include "errors.hpp"
 #include "scratch_dir.hpp"
 
