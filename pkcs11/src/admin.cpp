@@ -27,7 +27,7 @@ void check_new_pin_length(const TokenInfo& token, CK_USER_TYPE user, Pin pin) {
   }
 }
 
-void init_token(const Module& module, CK_SLOT_ID slot, Pin so_pin, std::string_view label, Pin user_pin,
+void init_token(const Module& module, CK_SLOT_ID slot, Pin security_officer_pin, std::string_view label, Pin user_pin,
                 const LoginOptions& options) {
   std::array<unsigned char, 32> padded{};
   if (label.empty() || label.size() > padded.size()) {
@@ -38,11 +38,11 @@ void init_token(const Module& module, CK_SLOT_ID slot, Pin so_pin, std::string_v
   CK_FUNCTION_LIST* functions = module.functions();
   TokenInfo before = read_token_info(module, slot);
   const CallSite site{slot, before.label};
-  if (!before.initialized) check_new_pin_length(before, CKU_SO, so_pin);
+  if (!before.initialized) check_new_pin_length(before, CKU_SO, security_officer_pin);
   check_new_pin_length(before, CKU_USER, user_pin);
   auto send = [&] {
-    return QSCD_P11_CALL_RAW(functions, site, C_InitToken, slot, detail::pin_pointer(so_pin),
-                             static_cast<CK_ULONG>(so_pin.size()), padded.data());
+    return QSCD_P11_CALL_RAW(functions, site, C_InitToken, slot, detail::pin_pointer(security_officer_pin),
+                             static_cast<CK_ULONG>(security_officer_pin.size()), padded.data());
   };
   if (before.initialized) {
     detail::guarded_pin_call(functions, slot, CKU_SO, options, "C_InitToken", send);
@@ -53,7 +53,7 @@ void init_token(const Module& module, CK_SLOT_ID slot, Pin so_pin, std::string_v
     if (rv != CKR_OK) throw CallError(rv, "C_InitToken", site);
   }
   Session session(module, slot, Session::Access::read_write);
-  login(session, CKU_SO, so_pin, options);
+  login(session, CKU_SO, security_officer_pin, options);
   QSCD_P11_CALL(functions, session.site(), C_InitPIN, session.handle(), detail::pin_pointer(user_pin),
                 static_cast<CK_ULONG>(user_pin.size()));
   session.close();
@@ -71,9 +71,9 @@ void change_pin(Session& session, CK_USER_TYPE user, Pin old_pin, Pin new_pin, c
   });
 }
 
-void unblock_user_pin(Session& session, Pin so_pin, Pin new_user_pin, const LoginOptions& options) {
+void unblock_user_pin(Session& session, Pin security_officer_pin, Pin new_user_pin, const LoginOptions& options) {
   check_new_pin_length(session.token_info(), CKU_USER, new_user_pin);
-  login(session, CKU_SO, so_pin, options);
+  login(session, CKU_SO, security_officer_pin, options);
   QSCD_P11_CALL(session.functions(), session.site(), C_InitPIN, session.handle(), detail::pin_pointer(new_user_pin),
                 static_cast<CK_ULONG>(new_user_pin.size()));
 }

@@ -41,7 +41,7 @@ void check_new_pin_length(const TokenInfo& token, CK_USER_TYPE user, Pin pin);
 // sets the first user PIN (C_InitPIN). On an initialised token the SO PIN must
 // be the current one; its flags are checked first. Throws InvalidArgument for
 // a label longer than 32 bytes or empty, or PINs the token would refuse by length.
-void init_token(const Module& module, CK_SLOT_ID slot, Pin so_pin, std::string_view label, Pin user_pin,
+void init_token(const Module& module, CK_SLOT_ID slot, Pin security_officer_pin, std::string_view label, Pin user_pin,
                 const LoginOptions& options = {});
 
 // C_SetPIN(old, new). The user PIN is changed from a public session (this also
@@ -50,6 +50,6 @@ void init_token(const Module& module, CK_SLOT_ID slot, Pin so_pin, std::string_v
 void change_pin(Session& session, CK_USER_TYPE user, Pin old_pin, Pin new_pin, const LoginOptions& options = {});
 
 // SO login, then C_InitPIN(new user PIN): resets a locked or forgotten user PIN.
-void unblock_user_pin(Session& session, Pin so_pin, Pin new_user_pin, const LoginOptions& options = {});
+void unblock_user_pin(Session& session, Pin security_officer_pin, Pin new_user_pin, const LoginOptions& options = {});
 
 }  // namespace qscd::p11
