@@ -44,6 +44,7 @@ qscd_install_deps() {
 qscd_build() {
   local jobs
   jobs=$(nproc 2>/dev/null || echo 2)
+  echo "Building in $QSCD_BUILD (a first build takes several minutes on 2 cores)" >&2
   if [ ! -f "$QSCD_BUILD/CMakeCache.txt" ]; then
     cmake -S "$QSCD_ROOT" -B "$QSCD_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
   fi
