@@ -34,6 +34,7 @@ api::Client make_api_client(Context& context, const SecretBuffer& key) {
   } else if (const auto& configured = context.config().api_ca_file) {
     options.ca_file = *configured;
   }
+  if (const auto& pickup = context.config().api_pickup_path) options.pickup_path = *pickup;
   options.user_agent = std::string("qscd-agent/") + QSCD_AGENT_VERSION;
   if (context.log.level() >= LogLevel::trace) {
     const Log* log = &context.log;

@@ -45,6 +45,11 @@ Config parse_config(std::string_view text, const std::string& origin) {
   config.api_base_url = optional_string(table, "api", "base_url", origin);
   config.api_ca_file = optional_string(table, "api", "ca_file", origin);
   config.api_key_source = optional_string(table, "api", "key_source", origin);
+  config.api_pickup_path = optional_string(table, "api", "pickup_path", origin);
+  if (config.api_pickup_path && (!config.api_pickup_path->starts_with("/") ||
+                                 config.api_pickup_path->find("{order_id}") == std::string::npos)) {
+    throw UsageError(origin + ": api.pickup_path", "must start with / and contain {order_id}");
+  }
   config.state_dir = optional_string(table, "agent", "state_dir", origin);
   if (const toml::node* node = table.at_path("renew.within_days").node()) {
     auto days = node->value<int64_t>();

@@ -27,6 +27,8 @@ struct Config {
   std::optional<std::string> api_base_url;
   std::optional<std::string> api_ca_file;
   std::optional<std::string> api_key_source;
+  // The QSCD pickup step's path (undocumented by DigiCert: docs/api.md), "{order_id}" replaced.
+  std::optional<std::string> api_pickup_path;
   std::optional<std::string> state_dir;
   int renew_within_days = 30;
   std::vector<WatchRule> watch_rules;

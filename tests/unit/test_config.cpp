@@ -44,3 +44,10 @@ TEST_CASE("config errors name the key and the rule") {
                        doctest::Contains("watch.rule[0].action: must be provision, renew or resume"), UsageError);
   CHECK_THROWS_WITH_AS(parse_config("[pkcs11\n", "a.toml"), doctest::Contains("a.toml:1"), UsageError);
 }
+
+TEST_CASE("api.pickup_path: the assumed QSCD pickup path can be set, and must name the order") {
+  auto config = parse_config("[api]\npickup_path = \"/order/certificate/{order_id}/qscd-pickup\"\n", "a.toml");
+  CHECK(config.api_pickup_path == "/order/certificate/{order_id}/qscd-pickup");
+  CHECK_THROWS_WITH_AS(parse_config("[api]\npickup_path = \"/order/pickup\"\n", "a.toml"),
+                       "a.toml: api.pickup_path: must start with / and contain {order_id}", UsageError);
+}
