@@ -94,8 +94,12 @@ Provisioner::Provisioner(Context& context, ProvisionOptions options)
   // --job ID alone continues a job: what the journal knows need not be typed again.
   bool need_subject = true;
   bool need_key = true;
+  // Created and migrated here, once, before any worker opens its own connection: a new file's
+  // switch to WAL cannot wait for another connection doing the same. A state folder that cannot
+  // hold it is refused before the token is touched.
+  Journal journal = Journal::open(context_.state_dir());
   if (options_.job_id) {
-    const Job job = Journal::open(context_.state_dir()).get(*options_.job_id);
+    const Job job = journal.get(*options_.job_id);
     if (options_.profile.empty()) options_.profile = job.key.profile;
     if (options_.product.empty()) options_.product = job.key.product;
     if (options_.label.empty() && options_.key.empty()) options_.label = job.key.key_label;

@@ -214,6 +214,8 @@ class Workspace {
   }
 
   [[nodiscard]] std::string path(const std::string& name) const { return (dir_.path() / name).string(); }
+  // Another token on the same SoftHSM2, with the same PINs (for --all).
+  void add_token(const std::string& label) { hsm_.add_token(label, "12345678", user_pin); }
   [[nodiscard]] std::string state_dir() const { return path("state"); }
 
   // qscd-agent with the global options first, then `args`; the API key and `env` in its environment.

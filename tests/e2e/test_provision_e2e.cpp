@@ -2,6 +2,8 @@
 // certcentral-sim on SoftHSM2; the result read back independently with
 // pkcs11-tool and openssl. Refusals (wrong key, foreign chain), --no-wait and
 // a rerun of a finished job.
+#include <set>
+
 #include "e2e_fixture.hpp"
 
 using namespace qscd::e2e;
@@ -210,6 +212,30 @@ TEST_CASE("--job ID alone continues a waiting job: profile, product, label and t
   CHECK(out["key_label"] == "by-id");
   CHECK(order_posts(sim, p.product).size() == 1);
   CHECK(count_objects(ws.objects(), certificate, "by-id") == 1);
+}
+
+TEST_CASE("--all provisions every token at once, one job and one order per token") {
+  CertCentralSim sim({"--auto-approve"});
+  Workspace ws;
+  ws.add_token("e2e-second");
+  const std::string order_file = ws.write("order-all.json", ssl_order_body("e2e.example.nl"));
+  auto ran = ws.agent(sim, {"--json", "provision", "--all", "--pin-source", "file:" + ws.path("pin"), "--profile", "generic",
+                            "--product", "ssl_basic", "--key-type", "ec:p256", "--label", "fleet", "--set", "C=NL", "--set",
+                            "O=Voorbeeld BV", "--set", "CN=e2e.example.nl", "--order-file", order_file, "--timeout", "60s"});
+  REQUIRE_MESSAGE(ran.exit_code == 0, "exit " << ran.exit_code << "\n" << ran.err);
+  json out = json::parse(ran.out);
+  REQUIRE(out["jobs"].size() == 2);
+  std::set<std::string> tokens;
+  std::set<std::string> orders;
+  for (const auto& job : out["jobs"]) {
+    CHECK(job["state"] == "MONITORING");
+    tokens.insert(as_text(job["token_label"]));
+    orders.insert(as_text(job["order_id"]));
+  }
+  CHECK(tokens == std::set<std::string>{"e2e", "e2e-second"});
+  CHECK(orders.size() == 2);
+  CHECK(order_posts(sim, "ssl_basic").size() == 2);
+  CHECK(count_objects(ws.objects(), certificate, "fleet") == 1);  // the first token, read back by pkcs11-tool
 }
 
 // The readers above, on a token set up by the single-step commands (keygen, csr, order submit,
