@@ -169,6 +169,14 @@ auto guarded(const std::filesystem::path& path, F&& body) -> decltype(body()) {
   }
 }
 
+// One job by id, and who holds its lease when `claim` is given.
+Job load_job(sql::Database& db, const std::filesystem::path& path, std::int64_t id, Claim* claim = nullptr) {
+  auto stmt = db.prepare(std::string("SELECT ") + job_columns + " FROM jobs WHERE id = ?1");
+  stmt.bind(1, id);
+  if (!stmt.step()) throw UsageError("--job", "no job " + std::to_string(id) + " in " + path.string());
+  return read_job(stmt, claim);
+}
+
 }  // namespace
 
 std::string JobKey::display() const { return token_serial + "/" + key_label + "/" + profile + "/" + product; }
@@ -252,12 +260,7 @@ void Journal::migrate() {
   tx.commit();
 }
 
-Job Journal::load(std::int64_t id) {
-  auto stmt = db_->prepare(std::string("SELECT ") + job_columns + " FROM jobs WHERE id = ?1");
-  stmt.bind(1, id);
-  if (!stmt.step()) throw UsageError("--job", "no job " + std::to_string(id) + " in " + path_.string());
-  return read_job(stmt);
-}
+Job Journal::load(std::int64_t id) { return load_job(*db_, path_, id); }
 
 namespace {
 
@@ -376,13 +379,7 @@ Job Journal::claim(std::int64_t id) {
   return guarded(path_, [&] {
     sql::Transaction tx(*db_);
     Claim holder;
-    Job job;
-    {
-      auto stmt = db_->prepare(std::string("SELECT ") + job_columns + " FROM jobs WHERE id = ?1");
-      stmt.bind(1, id);
-      if (!stmt.step()) throw UsageError("--job", "no job " + std::to_string(id) + " in " + path_.string());
-      job = read_job(stmt, &holder);
-    }
+    Job job = load_job(*db_, path_, id, &holder);
     const auto self = static_cast<std::int64_t>(::getpid());
     if (holder.pid && holder.owner == owner_ && *holder.pid == self) return job;  // already ours
     if (holder.pid) {
@@ -428,13 +425,7 @@ Job Journal::transition(std::int64_t id, JobState from, JobState to, const std::
   return guarded(path_, [&] {
     sql::Transaction tx(*db_);
     Claim holder;
-    Job job;
-    {
-      auto stmt = db_->prepare(std::string("SELECT ") + job_columns + " FROM jobs WHERE id = ?1");
-      stmt.bind(1, id);
-      if (!stmt.step()) throw UsageError("--job", "no job " + std::to_string(id) + " in " + path_.string());
-      job = read_job(stmt, &holder);
-    }
+    Job job = load_job(*db_, path_, id, &holder);
     if (holder.owner != owner_ || holder.pid != static_cast<std::int64_t>(::getpid())) {
       throw JournalError("journal: job " + std::to_string(id) + " is not claimed by this worker");
     }
