@@ -19,9 +19,23 @@ Statement::Statement(sqlite3* db, std::string_view sql) : db_(db) {
   if (rc != SQLITE_OK) fail(db_, rc, "prepare");
 }
 
-Statement::~Statement() noexcept { sqlite3_finalize(stmt_); }
+Statement::Statement(sqlite3* db, sqlite3_stmt* cached, bool* in_use) noexcept : db_(db), stmt_(cached), in_use_(in_use) {
+  *in_use_ = true;
+}
 
-Statement::Statement(Statement&& other) noexcept : db_(other.db_), stmt_(std::exchange(other.stmt_, nullptr)) {}
+Statement::~Statement() noexcept {
+  if (in_use_ == nullptr) {
+    sqlite3_finalize(stmt_);
+    return;
+  }
+  if (stmt_ == nullptr) return;  // moved from
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+  *in_use_ = false;
+}
+
+Statement::Statement(Statement&& other) noexcept
+    : db_(other.db_), stmt_(std::exchange(other.stmt_, nullptr)), in_use_(other.in_use_) {}
 
 Statement& Statement::bind(int index, std::string_view text) {
   int rc = sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
@@ -82,7 +96,23 @@ Database::Database(const std::filesystem::path& path) {
   sqlite3_extended_result_codes(db_, 1);
 }
 
-Database::~Database() noexcept { sqlite3_close(db_); }
+Database::~Database() noexcept {
+  for (auto& [sql, cached] : cache_) sqlite3_finalize(cached->stmt);
+  sqlite3_close(db_);
+}
+
+Statement Database::prepare(std::string_view sql) {
+  auto found = cache_.find(std::string(sql));
+  if (found == cache_.end()) {
+    auto cached = std::make_unique<Cached>();
+    int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &cached->stmt,
+                                nullptr);
+    if (rc != SQLITE_OK) fail(db_, rc, "prepare");
+    found = cache_.emplace(std::string(sql), std::move(cached)).first;
+  }
+  if (found->second->in_use) return Statement(db_, sql);
+  return Statement(db_, found->second->stmt, &found->second->in_use);
+}
 
 void Database::exec(std::string_view sql) {
   std::string copy(sql);  // sqlite3_exec needs a NUL-terminated string
@@ -90,14 +120,14 @@ void Database::exec(std::string_view sql) {
   if (rc != SQLITE_OK) fail(db_, rc, "exec");
 }
 
-Transaction::Transaction(Database& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
+Transaction::Transaction(Database& db) : db_(db) { db_.prepare("BEGIN IMMEDIATE").run(); }
 
 Transaction::~Transaction() noexcept {
   if (open_) sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
 void Transaction::commit() {
-  db_.exec("COMMIT");
+  db_.prepare("COMMIT").run();
   open_ = false;
 }
 
