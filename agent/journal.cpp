@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,7 +14,6 @@
 #include <stdexcept>
 #include <utility>
 
-#include <openssl/rand.h>
 
 #include "sqlite.hpp"
 
@@ -118,9 +118,11 @@ Job read_job(const sql::Statement& row, Claim* claim = nullptr) {
   return job;
 }
 
+// Tags only need to be unique, not secret: the kernel's getrandom, which spares opening a
+// journal the set-up of OpenSSL's random generator.
 std::string random_hex(std::size_t bytes) {
   std::string raw(bytes, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) {
+  if (::getrandom(raw.data(), bytes, 0) != static_cast<ssize_t>(bytes)) {
     throw JournalError("journal: no random bytes for a job tag");
   }
   static constexpr char digits[] = "0123456789abcdef";
@@ -203,7 +205,10 @@ Journal::Journal(const std::filesystem::path& file) : path_(file), owner_(random
     db_->exec("PRAGMA journal_mode = WAL");
     db_->exec("PRAGMA synchronous = FULL");
     db_->exec("PRAGMA foreign_keys = ON");
-    migrate();
+    // The WAL is durable (synchronous = FULL): the checkpoint can wait for SQLite's automatic
+    // one instead of costing every command a write and an fsync of the database file at exit.
+    sqlite3_db_config(db_->handle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+    if (current_schema_version() != latest_schema_version()) migrate();
     return 0;
   });
 }
@@ -233,6 +238,16 @@ int Journal::schema_version() {
     auto stmt = db_->prepare("SELECT version FROM schema_version");
     return stmt.step() ? static_cast<int>(stmt.integer(0)) : 0;
   });
+}
+
+// The version without a write lock: a journal that is up to date needs no transaction to open.
+int Journal::current_schema_version() {
+  try {
+    auto stmt = db_->prepare("SELECT version FROM schema_version");
+    return stmt.step() ? static_cast<int>(stmt.integer(0)) : 0;
+  } catch (const sql::Error&) {
+    return 0;  // no schema_version table yet: a new file
+  }
 }
 
 void Journal::migrate() {
@@ -280,7 +295,8 @@ void add_event(sql::Database& db, std::int64_t id, JobState state, const std::st
   stmt.run();
 }
 
-std::int64_t insert_job(sql::Database& db, const NewJob& job, const std::string& tag) {
+// `claim`: the new job's lease, taken in the same statement (its creator works on it next).
+std::int64_t insert_job(sql::Database& db, const NewJob& job, const std::string& tag, const Claim* claim = nullptr) {
   if (job.initial_state != JobState::need_key_pair && job.initial_state != JobState::have_key_pair) {
     throw std::logic_error("a job starts in NEED_KEY_PAIR or HAVE_KEY_PAIR, not " +
                            std::string(to_string(job.initial_state)));
@@ -289,8 +305,9 @@ std::int64_t insert_job(sql::Database& db, const NewJob& job, const std::string&
     throw std::logic_error("a job that starts with a key (HAVE_KEY_PAIR) needs its CKA_ID");
   }
   auto stmt = db.prepare(std::string("INSERT INTO jobs (token_serial, key_label, profile, product, state, job_tag, "
-                                     "token_model, token_manufacturer, key_id_hex, operator_name, created_at, "
-                                     "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ") +
+                                     "token_model, token_manufacturer, key_id_hex, operator_name, claimed_by_pid, "
+                                     "claim_start, claim_owner, created_at, updated_at) "
+                                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ") +
                          now_sql + ", " + now_sql + ")");
   stmt.bind(1, job.key.token_serial)
       .bind(2, job.key.key_label)
@@ -302,6 +319,11 @@ std::int64_t insert_job(sql::Database& db, const NewJob& job, const std::string&
       .bind(8, job.token_manufacturer)
       .bind(9, job.key_id_hex)
       .bind(10, job.operator_name.empty() ? current_user_name() : job.operator_name);
+  if (claim != nullptr) {
+    stmt.bind(11, claim->pid).bind(12, claim->start).bind(13, claim->owner);
+  } else {
+    stmt.bind_null(11).bind_null(12).bind_null(13);
+  }
   stmt.run();
   std::int64_t id = db.last_insert_rowid();
   add_event(db, id, job.initial_state, "job created");
@@ -327,7 +349,9 @@ Job Journal::find_or_create(const NewJob& job, bool* created) {
   return guarded(path_, [&] {
     sql::Transaction tx(*db_);
     auto existing = live_job_id(*db_, job.key);
-    std::int64_t id = existing ? *existing : insert_job(*db_, job, "qscd-" + random_hex(16));
+    // A new job is claimed by its creator at once: run_job's claim then has nothing to write.
+    const Claim self{static_cast<std::int64_t>(::getpid()), process_start_time(::getpid()), owner_};
+    std::int64_t id = existing ? *existing : insert_job(*db_, job, "qscd-" + random_hex(16), &self);
     Job result = load(id);
     tx.commit();
     if (created != nullptr) *created = !existing.has_value();
@@ -421,9 +445,32 @@ void Journal::release(std::int64_t id) noexcept {
 
 Job Journal::transition(std::int64_t id, JobState from, JobState to, const std::string& detail,
                         const JobUpdate& update) {
-  check_transition(from, to);
+  return transition_chain(id, from, Move{to, detail, update}, nullptr);
+}
+
+Job Journal::transition_chain(std::int64_t id, JobState from, const Move& first, const NextMove& next,
+                              std::vector<Job>* passed) {
   return guarded(path_, [&] {
     sql::Transaction tx(*db_);
+    Job moved = apply_move(id, from, first);
+    if (passed != nullptr) passed->push_back(moved);
+    while (next) {
+      std::optional<Move> then = next(moved);
+      if (!then) break;
+      moved = apply_move(id, moved.state, *then);
+      if (passed != nullptr) passed->push_back(moved);
+    }
+    tx.commit();
+    return moved;
+  });
+}
+
+Job Journal::apply_move(std::int64_t id, JobState from, const Move& move) {
+  const JobState to = move.to;
+  const std::string& detail = move.detail;
+  const JobUpdate& update = move.update;
+  check_transition(from, to);
+  {
     Claim holder;
     Job job = load_job(*db_, path_, id, &holder);
     if (holder.owner != owner_ || holder.pid != static_cast<std::int64_t>(::getpid())) {
@@ -454,7 +501,11 @@ Job Journal::transition(std::int64_t id, JobState from, JobState to, const std::
         cert_sha256 = COALESCE(?14, cert_sha256), cert_serial = COALESCE(?15, cert_serial),
         chain_pem = COALESCE(?16, chain_pem),
         submit_intent_at = CASE WHEN ?1 = 'SUBMITTING' AND submit_intent_at = '' THEN )sql") +
-                             now_sql + " ELSE submit_intent_at END, updated_at = " + now_sql + " WHERE id = ?17");
+                             now_sql + " ELSE submit_intent_at END, updated_at = " + now_sql +
+                             // A job that is done or failed is nobody's: the lease ends with the move.
+                             ", claimed_by_pid = CASE WHEN ?18 THEN NULL ELSE claimed_by_pid END"
+                             ", claim_start = CASE WHEN ?18 THEN NULL ELSE claim_start END"
+                             ", claim_owner = CASE WHEN ?18 THEN NULL ELSE claim_owner END WHERE id = ?17");
     auto text = [&stmt](int index, const std::optional<std::string>& value) {
       if (value) {
         stmt.bind(index, *value);
@@ -480,13 +531,11 @@ Job Journal::transition(std::int64_t id, JobState from, JobState to, const std::
     text(14, update.cert_sha256);
     text(15, update.cert_serial);
     text(16, update.chain_pem);
-    stmt.bind(17, id);
+    stmt.bind(17, id).bind(18, static_cast<std::int64_t>(is_terminal(to) ? 1 : 0));
     stmt.run();
     add_event(*db_, id, to, detail);
-    Job moved = load(id);
-    tx.commit();
-    return moved;
-  });
+    return load(id);
+  }
 }
 
 void Journal::record_error(std::int64_t id, const std::string& error) {

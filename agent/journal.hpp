@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -157,12 +158,30 @@ class Journal {
   // except into FAILED, where `detail` becomes last_error.
   Job transition(std::int64_t id, JobState from, JobState to, const std::string& detail = {},
                  const JobUpdate& update = {});
+
+  // One move of a chain.
+  struct Move {
+    JobState to = JobState::failed;
+    std::string detail;
+    JobUpdate update;
+  };
+  // Asked, inside the transaction, for the move that follows at once (a step with no effect
+  // outside the journal); nullopt ends the chain.
+  using NextMove = std::function<std::optional<Move>(const Job&)>;
+  // `first` and every move `next` names after it, each checked as transition() checks it,
+  // each with its event row, in one transaction: one commit (and one fsync) for the chain.
+  // `passed` receives the job after each move. Returns the job after the last.
+  Job transition_chain(std::int64_t id, JobState from, const Move& first, const NextMove& next,
+                       std::vector<Job>* passed = nullptr);
   // Records a failed attempt that leaves the state as it is (a retry later).
   void record_error(std::int64_t id, const std::string& error);
 
  private:
   void migrate();
+  int current_schema_version();
   Job load(std::int64_t id);
+  // One checked move inside the caller's transaction.
+  Job apply_move(std::int64_t id, JobState from, const Move& move);
 
   std::filesystem::path path_;
   std::string owner_;  // random per connection: tells worker threads of one process apart

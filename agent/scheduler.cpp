@@ -13,6 +13,17 @@ StepTable& StepTable::on(JobState state, Step step) {
   return *this;
 }
 
+StepTable& StepTable::on_effect_free(JobState state, Step step) {
+  steps_[state] = std::move(step);
+  effect_free_[state] = true;
+  return *this;
+}
+
+bool StepTable::is_effect_free(JobState state) const {
+  auto found = effect_free_.find(state);
+  return found != effect_free_.end() && found->second;
+}
+
 const Step* StepTable::find(JobState state) const {
   auto found = steps_.find(state);
   return found == steps_.end() ? nullptr : &found->second;
@@ -70,9 +81,26 @@ RunResult run_job(Journal& journal, std::int64_t id, const StepTable& steps, con
       }
       if (is_waiting_on_person(job.state)) return {job, RunStop::waiting_on_person, result.retry_after};
     } else {
-      job = journal.transition(id, job.state, result.next, result.detail, result.update);
-      if (options.on_transition) options.on_transition(job);
-      test_crash_point(to_string(job.state));
+      // Effect-free steps after this one move in the same commit.
+      // A move that asks for a wait is not chained past: the wait comes first.
+      const bool chain = result.retry_after <= std::chrono::seconds::zero();
+      std::vector<std::string> details{result.detail};
+      const Journal::NextMove then = [&steps, &details, chain](const Job& now) -> std::optional<Journal::Move> {
+        if (!chain || !steps.is_effect_free(now.state)) return std::nullopt;
+        const Step* effect_free = steps.find(now.state);
+        if (effect_free == nullptr) return std::nullopt;
+        StepResult next = (*effect_free)(now);
+        if (next.next == now.state || next.retry_after > std::chrono::seconds::zero()) return std::nullopt;
+        details.push_back(next.detail);
+        return Journal::Move{next.next, std::move(next.detail), std::move(next.update)};
+      };
+      std::vector<Job> passed;
+      job = journal.transition_chain(id, job.state, Journal::Move{result.next, result.detail, result.update}, then, &passed);
+      for (std::size_t i = 0; i < passed.size(); ++i) {
+        if (options.on_transition) options.on_transition(passed[i], details[i]);
+        test_crash_point(to_string(passed[i].state));
+      }
+      if (job.state != result.next) result = StepResult(job.state);  // the chain's last step decides the wait
     }
 
     if (result.retry_after > std::chrono::seconds::zero() && !is_terminal(job.state)) {

@@ -41,10 +41,15 @@ using Step = std::function<StepResult(const Job&)>;
 class StepTable {
  public:
   StepTable& on(JobState state, Step step);
+  // A step that only names the next state and does nothing outside the journal: run_job
+  // commits its move in the same transaction as the move into `state` (one fsync, not two).
+  StepTable& on_effect_free(JobState state, Step step);
   [[nodiscard]] const Step* find(JobState state) const;
+  [[nodiscard]] bool is_effect_free(JobState state) const;
 
  private:
   std::map<JobState, Step> steps_;
+  std::map<JobState, bool> effect_free_;
 };
 
 enum class RunStop {
@@ -62,8 +67,9 @@ struct RunOptions {
   std::optional<std::chrono::steady_clock::time_point> deadline;
   // How to wait; std::this_thread::sleep_for when empty. Tests pass a fake.
   std::function<void(std::chrono::seconds)> sleep;
-  // Called after every committed transition (one progress line per step).
-  std::function<void(const Job&)> on_transition;
+  // Called after every committed transition with the job and the event's text (one progress
+  // line per step).
+  std::function<void(const Job&, const std::string&)> on_transition;
 };
 
 struct RunResult {

@@ -342,7 +342,7 @@ TEST_CASE("run_job steps through the table, commits each step and waits as told"
 
   RunOptions options;
   options.sleep = [&slept](seconds delay) { slept.push_back(delay); };
-  options.on_transition = [&progress](const Job& job) { progress.emplace_back(to_string(job.state)); };
+  options.on_transition = [&progress](const Job& job, const std::string&) { progress.emplace_back(to_string(job.state)); };
   RunResult result = run_job(journal, id, steps, options);
   CHECK(result.stop == RunStop::finished);
   CHECK(result.job.state == JobState::monitoring);
