@@ -14,6 +14,13 @@ TokenSigner::TokenSigner(p11::Session& session, p11::ObjectHandle private_key,
       login_options_(login_options),
       public_key_(p11::public_key(session, private_key).release()) {}
 
+TokenSigner::TokenSigner(p11::Session& session, p11::ObjectHandle private_key, EVP_PKEY* public_key,
+                         std::optional<std::span<const unsigned char>> context_pin, p11::LoginOptions login_options)
+    : session_(&session), key_(private_key), context_pin_(context_pin), login_options_(login_options) {
+  if (public_key == nullptr || EVP_PKEY_up_ref(public_key) != 1) throw std::invalid_argument("TokenSigner: no public key");
+  public_key_.reset(public_key);
+}
+
 std::vector<unsigned char> TokenSigner::sign(SignatureScheme scheme, std::span<const unsigned char> tbs) {
   switch (scheme) {
     case SignatureScheme::rsa_pkcs1_sha256:

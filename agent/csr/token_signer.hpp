@@ -19,6 +19,9 @@ class TokenSigner final : public Signer {
   // copied); without one, signing it is refused. Reads the public key now (p11::public_key).
   TokenSigner(p11::Session& session, p11::ObjectHandle private_key,
               std::optional<std::span<const unsigned char>> context_pin, p11::LoginOptions login_options = {});
+  // The same with the public key already read (shared, not copied).
+  TokenSigner(p11::Session& session, p11::ObjectHandle private_key, EVP_PKEY* public_key,
+              std::optional<std::span<const unsigned char>> context_pin, p11::LoginOptions login_options = {});
 
   [[nodiscard]] const EVP_PKEY* public_key() const override { return public_key_.get(); }
   std::vector<unsigned char> sign(SignatureScheme scheme, std::span<const unsigned char> tbs) override;

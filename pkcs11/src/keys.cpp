@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <array>
 #include <cctype>
 
 #include "call.hpp"
@@ -253,13 +254,14 @@ KeyPair generate_key_pair(Session& session, const KeyGenRequest& request) {
 }
 
 KeyDescription describe_key(const Session& session, ObjectHandle key) {
+  static constexpr CK_ATTRIBUTE_TYPE types[] = {CKA_CLASS, CKA_KEY_TYPE, CKA_ID, CKA_LABEL, CKA_ALWAYS_AUTHENTICATE};
+  const std::vector<Attribute> read = session.attributes(key, types);
   KeyDescription description;
-  description.object_class = session.ulong(key, CKA_CLASS).value_or(CKO_DATA);
-  description.key_type = session.ulong(key, CKA_KEY_TYPE).value_or(CK_UNAVAILABLE_INFORMATION);
-  description.id = session.bytes(key, CKA_ID).value_or(Bytes{});
-  Attribute label = session.attribute(key, CKA_LABEL);
-  if (label.present()) description.label = label.as_string();
-  description.always_authenticate = session.flag(key, CKA_ALWAYS_AUTHENTICATE).value_or(false);
+  description.object_class = read[0].present() ? read[0].as_ulong() : CKO_DATA;
+  description.key_type = read[1].present() ? read[1].as_ulong() : CK_UNAVAILABLE_INFORMATION;
+  if (read[2].present()) description.id = read[2].value;
+  if (read[3].present()) description.label = read[3].as_string();
+  description.always_authenticate = read[4].present() && read[4].as_bool();
   return description;
 }
 
@@ -281,13 +283,20 @@ std::string key_algorithm_name(const Session& session, ObjectHandle key) {
   return "key type " + std::to_string(type);
 }
 
-std::optional<ObjectHandle> find_public_key(const Session& session, ObjectHandle private_key) {
-  KeyDescription description = describe_key(session, private_key);
+namespace {
+
+std::optional<ObjectHandle> find_public_key(const Session& session, const KeyDescription& description) {
   AttributeTemplate query;
   query.object_class(CKO_PUBLIC_KEY).key_type(description.key_type).id(description.id);
   std::vector<ObjectHandle> found = session.find(query);
   if (found.empty()) return std::nullopt;
   return found.front();
+}
+
+}  // namespace
+
+std::optional<ObjectHandle> find_public_key(const Session& session, ObjectHandle private_key) {
+  return find_public_key(session, describe_key(session, private_key));
 }
 
 namespace {
@@ -303,9 +312,18 @@ EvpPkeyPtr from_params(const char* type, OSSL_PARAM_BLD* builder) {
   return EvpPkeyPtr(key);
 }
 
+// Both values of a key in one read; Error naming the first one missing.
+std::array<Bytes, 2> required_pair(const Session& session, ObjectHandle key, CK_ATTRIBUTE_TYPE first,
+                                   const char* first_name, CK_ATTRIBUTE_TYPE second, const char* second_name) {
+  const CK_ATTRIBUTE_TYPE types[] = {first, second};
+  std::vector<Attribute> read = session.attributes(key, types);
+  if (!read[0].present() || read[0].value.empty()) throw Error(std::string("the key has no readable ") + first_name);
+  if (!read[1].present() || read[1].value.empty()) throw Error(std::string("the key has no readable ") + second_name);
+  return {std::move(read[0].value), std::move(read[1].value)};
+}
+
 EvpPkeyPtr rsa_public_key(const Session& session, ObjectHandle key) {
-  Bytes modulus = required(session, key, CKA_MODULUS, "CKA_MODULUS");
-  Bytes exponent = required(session, key, CKA_PUBLIC_EXPONENT, "CKA_PUBLIC_EXPONENT");
+  auto [modulus, exponent] = required_pair(session, key, CKA_MODULUS, "CKA_MODULUS", CKA_PUBLIC_EXPONENT, "CKA_PUBLIC_EXPONENT");
   std::unique_ptr<BIGNUM, BnDeleter> n(BN_bin2bn(modulus.data(), static_cast<int>(modulus.size()), nullptr));
   std::unique_ptr<BIGNUM, BnDeleter> e(BN_bin2bn(exponent.data(), static_cast<int>(exponent.size()), nullptr));
   std::unique_ptr<OSSL_PARAM_BLD, ParamBldDeleter> builder(OSSL_PARAM_BLD_new());
@@ -317,8 +335,9 @@ EvpPkeyPtr rsa_public_key(const Session& session, ObjectHandle key) {
 }
 
 EvpPkeyPtr ec_public_key(const Session& session, ObjectHandle key) {
-  int nid = curve_nid_from_params(required(session, key, CKA_EC_PARAMS, "CKA_EC_PARAMS"));
-  Bytes point = ec_point_raw(required(session, key, CKA_EC_POINT, "CKA_EC_POINT"), nid);
+  auto [params, encoded_point] = required_pair(session, key, CKA_EC_PARAMS, "CKA_EC_PARAMS", CKA_EC_POINT, "CKA_EC_POINT");
+  int nid = curve_nid_from_params(params);
+  Bytes point = ec_point_raw(encoded_point, nid);
   std::unique_ptr<OSSL_PARAM_BLD, ParamBldDeleter> builder(OSSL_PARAM_BLD_new());
   if (!builder || !OSSL_PARAM_BLD_push_utf8_string(builder.get(), OSSL_PKEY_PARAM_GROUP_NAME, OBJ_nid2sn(nid), 0) ||
       !OSSL_PARAM_BLD_push_octet_string(builder.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size())) {
@@ -334,11 +353,13 @@ EvpPkeyPtr public_key(const Session& session, ObjectHandle key) {
   ObjectHandle source = key;
   if (description.object_class == CKO_PRIVATE_KEY) {
     // RSA private keys usually carry the modulus; EC private keys never carry the point.
-    bool has_values = description.key_type == CKK_RSA && session.attribute(key, CKA_MODULUS).present() &&
-                      session.attribute(key, CKA_PUBLIC_EXPONENT).present();
-    if (auto public_half = find_public_key(session, key)) {
+    auto has_values = [&] {
+      return description.key_type == CKK_RSA && session.attribute(key, CKA_MODULUS).present() &&
+             session.attribute(key, CKA_PUBLIC_EXPONENT).present();
+    };
+    if (auto public_half = find_public_key(session, description)) {
       source = *public_half;
-    } else if (!has_values) {
+    } else if (!has_values()) {
       throw Error("no public key object with id " + to_hex(description.id) + " on token '" +
                   session.site().token_label + "'");
     }

@@ -108,6 +108,43 @@ Attribute Session::attribute(ObjectHandle object, CK_ATTRIBUTE_TYPE type) const 
   return result;
 }
 
+std::vector<Attribute> Session::attributes(ObjectHandle object, std::span<const CK_ATTRIBUTE_TYPE> types) const {
+  std::vector<CK_ATTRIBUTE> probes;
+  probes.reserve(types.size());
+  for (CK_ATTRIBUTE_TYPE type : types) probes.push_back({type, nullptr, 0});
+  const auto count = static_cast<CK_ULONG>(probes.size());
+  CK_RV rv = QSCD_P11_CALL_RAW(functions_, site_, C_GetAttributeValue, handle_, object, probes.data(), count);
+  if (rv != CKR_OK && rv != CKR_ATTRIBUTE_SENSITIVE && rv != CKR_ATTRIBUTE_TYPE_INVALID) {
+    throw CallError(rv, "C_GetAttributeValue", site_);
+  }
+  std::vector<Attribute> result(types.size());
+  bool any_value = false;
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    if (probes[i].ulValueLen == CK_UNAVAILABLE_INFORMATION) {
+      // A batch answer does not say whether the attribute is sensitive or absent: ask alone.
+      result[i] = attribute(object, types[i]);
+      probes[i].pValue = nullptr;
+      probes[i].ulValueLen = 0;
+      continue;
+    }
+    result[i] = {Attribute::State::present, Bytes(probes[i].ulValueLen)};
+    probes[i].pValue = result[i].value.empty() ? nullptr : result[i].value.data();
+    any_value = any_value || !result[i].value.empty();
+  }
+  if (!any_value) return result;
+  // Only the attributes with a value; the unavailable ones were answered above.
+  std::vector<CK_ATTRIBUTE> reads;
+  std::vector<std::size_t> positions;
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    if (probes[i].pValue == nullptr) continue;
+    reads.push_back(probes[i]);
+    positions.push_back(i);
+  }
+  QSCD_P11_CALL(functions_, site_, C_GetAttributeValue, handle_, object, reads.data(), static_cast<CK_ULONG>(reads.size()));
+  for (std::size_t j = 0; j < reads.size(); ++j) result[positions[j]].value.resize(reads[j].ulValueLen);
+  return result;
+}
+
 std::optional<Bytes> Session::bytes(ObjectHandle object, CK_ATTRIBUTE_TYPE type) const {
   Attribute read = attribute(object, type);
   if (!read.present()) return std::nullopt;

@@ -6,6 +6,7 @@
 #include <p11-kit/pkcs11.h>
 
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "qscd/pkcs11/attributes.hpp"
@@ -59,6 +60,10 @@ class Session {
   // One attribute; CKR_ATTRIBUTE_SENSITIVE and CKR_ATTRIBUTE_TYPE_INVALID are
   // answers (Attribute::State), any other failure throws CallError.
   [[nodiscard]] Attribute attribute(ObjectHandle object, CK_ATTRIBUTE_TYPE type) const;
+  // Several attributes in two C_GetAttributeValue calls (sizes, then values) instead of two
+  // per attribute; each answer as attribute() gives it. A file-backed module such as SoftHSM2
+  // re-reads the object from disk on every call, so this is what keeps key reads cheap.
+  [[nodiscard]] std::vector<Attribute> attributes(ObjectHandle object, std::span<const CK_ATTRIBUTE_TYPE> types) const;
   // Convenience reads: nullopt when the attribute is absent or sensitive.
   [[nodiscard]] std::optional<Bytes> bytes(ObjectHandle object, CK_ATTRIBUTE_TYPE type) const;
   [[nodiscard]] std::optional<bool> flag(ObjectHandle object, CK_ATTRIBUTE_TYPE type) const;
