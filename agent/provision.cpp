@@ -97,7 +97,8 @@ Provisioner::Provisioner(Context& context, ProvisionOptions options)
   // Created and migrated here, once, before any worker opens its own connection: a new file's
   // switch to WAL cannot wait for another connection doing the same. A state folder that cannot
   // hold it is refused before the token is touched.
-  Journal journal = Journal::open(context_.state_dir());
+  spare_journal_.emplace(Journal::open(context_.state_dir()));
+  Journal& journal = *spare_journal_;
   if (options_.job_id) {
     const Job job = journal.get(*options_.job_id);
     if (options_.profile.empty()) options_.profile = job.key.profile;
@@ -198,6 +199,16 @@ Provisioner::Provisioner(Context& context, ProvisionOptions options)
 
 Provisioner::~Provisioner() = default;
 
+Journal Provisioner::journal_connection() {
+  std::lock_guard<std::mutex> lock(spare_journal_mutex_);
+  if (spare_journal_) {
+    Journal journal = std::move(*spare_journal_);
+    spare_journal_.reset();
+    return journal;
+  }
+  return Journal::open(context_.state_dir());
+}
+
 std::vector<p11::TokenInfo> Provisioner::tokens() {
   p11::Module& module = context_.module();
   if (!options_.all) {
@@ -235,7 +246,7 @@ class TokenRun {
   TokenRun(Context& context, const ProvisionOptions& options, const csr::Profile& profile, const csr::Subject& subject,
            const std::optional<p11::KeyType>& key_type, const api::OrderRequest& order,
            const std::optional<std::filesystem::path>& trust, const SecretBuffer& pin, const SecretBuffer& api_key,
-           const p11::TokenInfo& token)
+           const p11::TokenInfo& token, Journal journal)
       : context_(context),
         options_(options),
         profile_(profile),
@@ -247,7 +258,7 @@ class TokenRun {
         api_key_(api_key),
         token_(token),
         session_(context.module(), token.slot, p11::Session::Access::read_write),
-        journal_(Journal::open(context.state_dir())) {}
+        journal_(std::move(journal)) {}
 
   void say(const std::string& message) const { context_.log.progress("token '" + token_.label + "': " + message); }
   Journal& journal() { return journal_; }
@@ -269,14 +280,14 @@ class TokenRun {
 
   StepTable steps() {
     StepTable table;
-    table.on(JobState::need_key_pair, [this](const Job& job) {
+    table.on_effect_free(JobState::need_key_pair, [this](const Job& job) {
       return StepResult(JobState::generating_key_pair, seconds(0), "key pair '" + job.key.key_label + "' to be made on the token");
     });
     table.on(JobState::generating_key_pair, [this](const Job& job) { return generate(job); });
-    table.on(JobState::have_key_pair, [](const Job&) { return StepResult(JobState::need_csr); });
+    table.on_effect_free(JobState::have_key_pair, [](const Job&) { return StepResult(JobState::need_csr); });
     table.on(JobState::need_csr, [this](const Job& job) { return make_csr(job); });
-    table.on(JobState::have_csr, [](const Job&) { return StepResult(JobState::need_to_submit); });
-    table.on(JobState::need_to_submit, [this](const Job& job) {
+    table.on_effect_free(JobState::have_csr, [](const Job&) { return StepResult(JobState::need_to_submit); });
+    table.on_effect_free(JobState::need_to_submit, [this](const Job& job) {
       StepResult result(JobState::submitting, seconds(0),
                         options_.attach_order.empty() ? "placing a " + job.key.product + " order"
                                                       : "attaching the CSR to order " + options_.attach_order);
@@ -286,7 +297,7 @@ class TokenRun {
     table.on(JobState::submitting, [this](const Job& job) { return job.order_id ? attach(job) : submit(job); });
     table.on(JobState::need_order_lookup, [this](const Job& job) { return look_up_order(job); });
     table.on(JobState::ca_working, [this](const Job& job) { return wait_for_ca(job); });
-    table.on(JobState::need_to_install, [](const Job&) {
+    table.on_effect_free(JobState::need_to_install, [](const Job&) {
       return StepResult(JobState::installing, seconds(0), "writing the certificate and its chain to the token");
     });
     table.on(JobState::installing, [this](const Job& job) { return install(job); });
@@ -307,6 +318,7 @@ class TokenRun {
   }
 
   p11::ObjectHandle private_key(const Job& job) {
+    if (key_ && key_->id_hex == job.key_id_hex) return key_->handle;
     const p11::Bytes id = p11::parse_hex_id(job.key_id_hex);
     p11::AttributeTemplate query;
     query.object_class(CKO_PRIVATE_KEY).id(id);
@@ -315,7 +327,15 @@ class TokenRun {
       throw TokenError("job " + std::to_string(job.id) + ": token '" + token_.label + "' holds " +
                        std::to_string(keys.size()) + " private keys with id " + job.key_id_hex + ", expected one");
     }
+    key_ = KnownKey{job.key_id_hex, keys.front(), nullptr};
     return keys.front();
+  }
+
+  // The job key's public half, read from the token once per run.
+  EVP_PKEY* token_public_key(const Job& job) {
+    const p11::ObjectHandle handle = private_key(job);
+    if (!key_->public_key) key_->public_key.reset(p11::public_key(session_, handle).release());
+    return key_->public_key.get();
   }
 
   IssuanceExpectations expectations(const Job& job) const {
@@ -333,6 +353,7 @@ class TokenRun {
                        job.key.key_label + "'; remove the extra ones or provision one of them with --key");
     }
     p11::ObjectHandle key = CK_INVALID_HANDLE;
+    p11::ObjectHandle public_half = CK_INVALID_HANDLE;  // known when generated here
     p11::Bytes id;
     std::string detail;
     if (found.size() == 1) {
@@ -350,18 +371,21 @@ class TokenRun {
       p11::KeyPair pair = p11::generate_key_pair(session_, request);
       test_crash_point("GENERATING_KEY_PAIR:generated");
       key = pair.private_key;
+      public_half = pair.public_key;
       id = pair.id;
       detail = "generated " + request.type.name() + " key pair (id " + p11::to_hex(id) + ")";
     }
+    key_ = KnownKey{p11::to_hex(id), key, nullptr};
+    key_->public_key.reset(p11::public_key(session_, public_half != CK_INVALID_HANDLE ? public_half : key).release());
     StepResult result(JobState::have_key_pair, seconds(0), detail);
-    result.update.key_id_hex = p11::to_hex(id);
-    result.update.spki_sha256 = spki_sha256(p11::public_key(session_, key).get());
+    result.update.key_id_hex = key_->id_hex;
+    result.update.spki_sha256 = spki_sha256(key_->public_key.get());
     return result;
   }
 
   StepResult make_csr(const Job& job) {
     const p11::ObjectHandle key = private_key(job);
-    csr::TokenSigner signer(session_, key, pin_.bytes(), options_.token.login_options());
+    csr::TokenSigner signer(session_, key, token_public_key(job), pin_.bytes(), options_.token.login_options());
     const csr::UniqueReq request = csr::build_request(profile_, subject_, signer, options_.rsa_pss);
     StepResult result(JobState::have_csr, seconds(0),
                       "CSR signed on the token, verified and checked against profile " + std::string(csr::profile_name(profile_)));
@@ -498,14 +522,13 @@ class TokenRun {
     } catch (const UsageError& e) {
       throw CaError(std::string("CertCentral's certificate download: ") + e.what());
     }
-    const p11::ObjectHandle key = private_key(job);
-    const auto public_key = p11::public_key(session_, key);
+    EVP_PKEY* public_key = token_public_key(job);
     const auto csr = read_csr(job.csr_pem, "the job's CSR");
     IssuanceExpectations expected = expectations(job);
     expected.csr = csr.get();
     PreparedInstall prepared;
     try {
-      prepared = prepare_install(std::move(certificates), public_key.get(), trust_, expected);
+      prepared = prepare_install(std::move(certificates), public_key, trust_, expected);
     } catch (const ChainNotTrusted&) {
       throw;  // the job stays here: a rerun with the right --trust continues it
     } catch (const CaError& e) {
@@ -529,7 +552,9 @@ class TokenRun {
     key.id = p11::parse_hex_id(job.key_id_hex);
     const p11::Bytes label = session_.bytes(handle, CKA_LABEL).value_or(p11::Bytes{});
     key.label = label.empty() ? job.key.key_label : std::string(label.begin(), label.end());
-    key.public_key = ossl::EvpPkeyPtr(p11::public_key(session_, handle).release());
+    EVP_PKEY* public_key = token_public_key(job);
+    EVP_PKEY_up_ref(public_key);
+    key.public_key = ossl::EvpPkeyPtr(public_key);
     // The chain was checked (key, validity, profile, trust) in CA_WORKING before it was stored;
     // install_certificates checks the key again before it writes anything.
     std::vector<ossl::X509Ptr> chain = read_certificates(std::string_view(job.chain_pem), "the job's chain");
@@ -556,6 +581,12 @@ class TokenRun {
   p11::Session session_;
   Journal journal_;
   std::unique_ptr<api::Client> client_;
+  struct KnownKey {
+    std::string id_hex;
+    p11::ObjectHandle handle = CK_INVALID_HANDLE;
+    ossl::EvpPkeyPtr public_key;
+  };
+  std::optional<KnownKey> key_;  // the job's private key, once looked up or generated
 };
 
 }  // namespace
@@ -563,7 +594,8 @@ class TokenRun {
 ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
   const Prepared& p = *prepared_;
   const ProvisionOptions& o = options_;
-  TokenRun run(context_, o, p.profile, p.subject, p.key_type, p.order, p.trust, p.pin, p.api_key, token);
+  TokenRun run(context_, o, p.profile, p.subject, p.key_type, p.order, p.trust, p.pin, p.api_key, token,
+               journal_connection());
   Journal& journal = run.journal();
 
   ProvisionOutcome outcome;
@@ -641,9 +673,7 @@ ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
   run_options.wait = !o.no_wait;
   if (o.timeout) run_options.deadline = std::chrono::steady_clock::now() + *o.timeout;
   const std::int64_t id = job->id;
-  run_options.on_transition = [&run, &journal, id](const Job& now) {
-    const auto events = journal.events(id);
-    const std::string detail = events.empty() ? std::string() : events.back().detail;
+  run_options.on_transition = [&run](const Job& now, const std::string& detail) {
     run.say(std::string(to_string(now.state)) + (detail.empty() ? "" : ": " + detail));
   };
   const auto started = std::chrono::steady_clock::now();

@@ -5,6 +5,7 @@
 // same command after a crash, a kill or exit 5 continues the same job.
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -59,14 +60,19 @@ class Provisioner {
   // The tokens this run works on: the selected one, or every matching one with --all.
   std::vector<p11::TokenInfo> tokens();
   // One job on one token, to the end or until it waits (thread-safe across tokens: each call
-  // opens its own session, journal connection and CertCentral client).
+  // has its own session, journal connection and CertCentral client).
   ProvisionOutcome run(const p11::TokenInfo& token);
 
  private:
   struct Prepared;
+  // The connection the constructor opened, for the first run; later runs open their own.
+  Journal journal_connection();
+
   Context& context_;
   ProvisionOptions options_;
   std::unique_ptr<Prepared> prepared_;
+  std::mutex spare_journal_mutex_;
+  std::optional<Journal> spare_journal_;
 };
 
 }  // namespace qscd::agent
