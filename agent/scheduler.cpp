@@ -89,7 +89,14 @@ RunResult run_job(Journal& journal, std::int64_t id, const StepTable& steps, con
         if (!chain || !steps.is_effect_free(now.state)) return std::nullopt;
         const Step* effect_free = steps.find(now.state);
         if (effect_free == nullptr) return std::nullopt;
-        StepResult next = (*effect_free)(now);
+        StepResult next;
+        try {
+          next = (*effect_free)(now);
+        } catch (const std::exception&) {
+          // Not inside the chain's transaction: the loop runs the step again on its own, where
+          // a failure is recorded as any step's is.
+          return std::nullopt;
+        }
         if (next.next == now.state || next.retry_after > std::chrono::seconds::zero()) return std::nullopt;
         details.push_back(next.detail);
         return Journal::Move{next.next, std::move(next.detail), std::move(next.update)};

@@ -206,6 +206,36 @@ TEST_CASE("an id already on the token is refused before generating") {
   CHECK(session.find(AttributeTemplate{}).size() == before);
 }
 
+TEST_CASE("several attributes in one read: each answered as a single read answers it") {
+  SoftHsm hsm;
+  hsm.add_token("batch");
+  Module module(softhsm_module);
+  Session session = logged_in(module, select_token(module, std::nullopt));
+  KeyPair pair = generate_key_pair(session, {parse_key_type("ec:p256"), "batch", std::nullopt, false});
+  const CK_ATTRIBUTE_TYPE types[] = {CKA_LABEL, CKA_VALUE, CKA_MODULUS, CKA_ID, CKA_SIGN};
+  const std::vector<Attribute> read = session.attributes(pair.private_key, types);
+  REQUIRE(read.size() == 5);
+  CHECK(read[0].as_string() == "batch");
+  CHECK(read[1].sensitive());                           // the EC private value
+  CHECK(read[2].state == Attribute::State::absent);     // not an RSA key
+  CHECK(read[3].value == pair.id);
+  CHECK(read[4].as_bool());
+  for (std::size_t i = 0; i < 5; ++i) {
+    CAPTURE(i);
+    const Attribute single = session.attribute(pair.private_key, types[i]);
+    CHECK(static_cast<int>(single.state) == static_cast<int>(read[i].state));
+    CHECK(single.value == read[i].value);
+  }
+  // An empty label reads as present and empty, not as missing.
+  AttributeTemplate unlabelled;
+  unlabelled.object_class(CKO_DATA).token(false).label("");
+  const ObjectHandle object = session.create(unlabelled);
+  const CK_ATTRIBUTE_TYPE label_only[] = {CKA_LABEL};
+  const std::vector<Attribute> empty = session.attributes(object, label_only);
+  CHECK(empty.front().present());
+  CHECK(empty.front().value.empty());
+}
+
 TEST_CASE("objects: create, find, set, destroy") {
   SoftHsm hsm;
   hsm.add_token("objects");

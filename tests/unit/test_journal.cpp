@@ -354,6 +354,92 @@ TEST_CASE("run_job steps through the table, commits each step and waits as told"
   CHECK(run_job(journal, id, StepTable{}, options).stop == RunStop::finished);
 }
 
+TEST_CASE("effect-free steps commit with the move before them: same states, events and details") {
+  ScratchDir dir;
+  auto journal = Journal::open(dir.path());
+  bool created = false;
+  const Job job = journal.find_or_create(seal_job(), &created);
+  REQUIRE(created);
+  // A job created here is already this connection's: claiming it again writes nothing.
+  CHECK(job.claimed_by == ::getpid());
+
+  std::vector<std::string> progress;
+  int effect_free_calls = 0;
+  StepTable steps;
+  auto go = [](JobState next, std::string detail) {
+    return [next, detail](const Job&) { return StepResult{next, seconds(0), detail}; };
+  };
+  steps.on_effect_free(JobState::need_key_pair, go(JobState::generating_key_pair, "to generate"))
+      .on(JobState::generating_key_pair,
+          [](const Job&) {
+            StepResult result{JobState::have_key_pair, seconds(0), "generated"};
+            result.update.key_id_hex = "c0ffee";
+            return result;
+          })
+      .on_effect_free(JobState::have_key_pair,
+                      [&effect_free_calls](const Job& now) {
+                        ++effect_free_calls;
+                        CHECK(now.key_id_hex == "c0ffee");  // sees the move before it, inside the transaction
+                        return StepResult{JobState::need_csr, seconds(0), "on to the CSR"};
+                      })
+      .on(JobState::need_csr, go(JobState::have_csr, "signed"))
+      .on_effect_free(JobState::have_csr, go(JobState::need_to_submit, "ready"))
+      .on_effect_free(JobState::need_to_submit, go(JobState::submitting, "placing"))
+      .on(JobState::submitting, [](const Job& now) {
+        // The intent (SUBMITTING) is committed before the step with an effect runs.
+        CHECK(now.state == JobState::submitting);
+        CHECK_FALSE(now.submit_intent_at.empty());
+        return StepResult{JobState::failed, seconds(0), "refused"};
+      });
+  RunOptions options;
+  options.on_transition = [&progress](const Job& now, const std::string& detail) {
+    progress.push_back(std::string(to_string(now.state)) + ":" + detail);
+  };
+  RunResult result = run_job(journal, job.id, steps, options);
+  CHECK(result.stop == RunStop::failed);
+  CHECK(effect_free_calls == 1);
+  CHECK(progress == std::vector<std::string>{"GENERATING_KEY_PAIR:to generate", "HAVE_KEY_PAIR:generated",
+                                             "NEED_CSR:on to the CSR", "HAVE_CSR:signed", "NEED_TO_SUBMIT:ready",
+                                             "SUBMITTING:placing", "FAILED:refused"});
+  CHECK(event_states(journal, job.id) ==
+        std::vector<std::string>{"NEED_KEY_PAIR", "GENERATING_KEY_PAIR", "HAVE_KEY_PAIR", "NEED_CSR", "HAVE_CSR",
+                                 "NEED_TO_SUBMIT", "SUBMITTING", "FAILED"});
+  // The move into FAILED ended the lease.
+  CHECK(journal.get(job.id).claimed_by == std::nullopt);
+}
+
+TEST_CASE("an effect-free step that throws ends the chain; the move before it stays committed") {
+  ScratchDir dir;
+  auto journal = Journal::open(dir.path());
+  const Job job = journal.find_or_create(seal_job());
+  int calls = 0;
+  StepTable steps;
+  steps.on(JobState::need_key_pair, [](const Job&) { return StepResult{JobState::generating_key_pair}; })
+      .on_effect_free(JobState::generating_key_pair, [&calls](const Job&) -> StepResult {
+        if (++calls == 1) throw std::runtime_error("not now");
+        return StepResult{JobState::have_key_pair};
+      });
+  // The second call is the ordinary run of the step, outside the chain: it throws no more and
+  // HAVE_KEY_PAIR has no step.
+  CHECK_THROWS_AS(run_job(journal, job.id, steps), std::logic_error);
+  CHECK(calls == 2);
+  CHECK(journal.get(job.id).state == JobState::have_key_pair);
+}
+
+TEST_CASE("a chain stops before a move that asks for a wait, and a wait is never skipped") {
+  ScratchDir dir;
+  auto journal = Journal::open(dir.path());
+  const Job job = journal.find_or_create(seal_job());
+  std::vector<seconds> slept;
+  StepTable steps;
+  steps.on(JobState::need_key_pair, [](const Job&) { return StepResult{JobState::generating_key_pair, seconds(7)}; })
+      .on_effect_free(JobState::generating_key_pair, [](const Job&) { return StepResult{JobState::failed}; });
+  RunOptions options;
+  options.sleep = [&slept](seconds delay) { slept.push_back(delay); };
+  CHECK(run_job(journal, job.id, steps, options).stop == RunStop::failed);
+  CHECK(slept == std::vector<seconds>{seconds(7)});
+}
+
 TEST_CASE("run_job with --no-wait stops at the first retry; a deadline stops it too") {
   ScratchDir dir;
   auto journal = Journal::open(dir.path());
