@@ -5,6 +5,7 @@
 #include <openssl/x509.h>
 
 #include <fstream>
+#include <future>
 #include <thread>
 #include <sstream>
 
@@ -261,6 +262,20 @@ class TokenRun {
         journal_(std::move(journal)) {}
 
   void say(const std::string& message) const { context_.log.progress("token '" + token_.label + "': " + message); }
+
+  // One authenticated GET (the organisation list) on a second thread while this one generates
+  // the key and signs the CSR: the order's POST then finds the TLS connection made (the handshake
+  // is off the critical path). Started after the login, so a wrong PIN sends nothing to the CA.
+  void start_ca_check() {
+    ca_check_ = std::async(std::launch::async, [this] { return client().list_organizations(); });
+  }
+  // Waits for the check, at the first call that needs the CA; a rejected API key throws (exit 4).
+  // Other answers are left to the calls that need the CA, which report them as they always do.
+  void finish_ca_check() {
+    if (!ca_check_.valid()) return;
+    auto answer = ca_check_.get();
+    if (answer.kind() == api::OutcomeKind::refused && answer.refused().auth_failed()) answer.value_or_throw();
+  }
   Journal& journal() { return journal_; }
   p11::Session& session() { return session_; }
 
@@ -269,6 +284,7 @@ class TokenRun {
   void login(const std::optional<Job>& job) {
     try {
       p11::login(session_, CKU_USER, pin_.bytes(), options_.token.login_options());
+      start_ca_check();
     } catch (const p11::PinError& e) {
       if (job && is_allowed(job->state, JobState::need_user_pin)) {
         JobLease lease(journal_, job->id);
@@ -312,9 +328,13 @@ class TokenRun {
   }
 
  private:
-  api::Client& ca() {
+  api::Client& client() {
     if (!client_) client_ = std::make_unique<api::Client>(make_api_client(context_, api_key_));
     return *client_;
+  }
+  api::Client& ca() {
+    finish_ca_check();
+    return client();
   }
 
   p11::ObjectHandle private_key(const Job& job) {
@@ -587,6 +607,8 @@ class TokenRun {
     ossl::EvpPkeyPtr public_key;
   };
   std::optional<KnownKey> key_;  // the job's private key, once looked up or generated
+  // Declared after client_: destroyed (joined) before the client it uses.
+  std::future<api::Outcome<std::vector<api::OrganizationInfo>>> ca_check_;
 };
 
 }  // namespace
