@@ -35,14 +35,23 @@ namespace {
 
 using std::chrono::seconds;
 
-// A software key of the same type as the one the token will make, only for a stand-in CSR that
-// the order's documented rules are checked against before the token or the CA is touched.
-csr::UniquePkey stand_in_key(const p11::KeyType& type) {
-  EVP_PKEY* key = type.algorithm == p11::KeyType::Algorithm::ec
-                      ? EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", OBJ_nid2sn(type.curve_nid))
-                      : EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(type.rsa_bits));
-  if (key == nullptr) throw std::runtime_error("cannot make a stand-in key for the order check");
-  return csr::UniquePkey(key);
+// The key the token will make, as describe_key() and inspect_csr() describe keys: what the
+// profile and the order's documented rules are checked against before the token is touched.
+std::string planned_key_description(const p11::KeyType& type) {
+  if (type.algorithm == p11::KeyType::Algorithm::rsa) return "RSA " + std::to_string(type.rsa_bits);
+  return type.curve_nid == NID_secp384r1 ? "EC P-384" : "EC P-256";
+}
+
+api::CsrInfo planned_csr(const p11::KeyType& type, const csr::Subject& subject) {
+  api::CsrInfo planned;
+  const bool rsa = type.algorithm == p11::KeyType::Algorithm::rsa;
+  planned.key_type = rsa ? "RSA" : "EC";
+  planned.key_bits = rsa ? static_cast<int>(type.rsa_bits) : (type.curve_nid == NID_secp384r1 ? 384 : 256);
+  for (const csr::Attribute& attribute : subject) {
+    if (attribute.type == "CN") planned.common_name = attribute.value;
+  }
+  planned.signature_valid = true;  // the agent signs it
+  return planned;
 }
 
 std::string common_name_of(const X509_REQ* request) {
@@ -173,16 +182,14 @@ Provisioner::Provisioner(Context& context, ProvisionOptions options)
       throw UsageError("--product", o.product + " with provisioning_method qscd has DigiCert make the key on a token it ships; "
                                     "provision makes the key here: use a CSR product, or `order attach` for the pickup step");
     }
-    // The documented product rules, checked now with a stand-in CSR of the same key type, so a
-    // broken order file is refused before a key is generated.
+    // The profile's key rules and the documented product rules, checked now against the key the
+    // token will make, so a broken order file is refused before a key is generated.
     if (p.key_type && !p.subject.empty()) {
-      csr::SoftwareSigner stand_in(stand_in_key(*p.key_type));
-      csr::checked_scheme(p.profile, stand_in.public_key(), o.rsa_pss);
-      auto request = csr::build_request(p.profile, p.subject, stand_in, o.rsa_pss);
+      csr::check_planned_key(p.profile, planned_key_description(*p.key_type), o.rsa_pss);
+      const api::CsrInfo planned = planned_csr(*p.key_type, p.subject);
       api::OrderRequest check = p.order;
-      check.certificate.csr = csr::request_pem(request.get());
-      if (check.certificate.common_name.empty() && check.product != "eu_eseal") check.certificate.common_name = common_name_of(request.get());
-      api::validate(check, std::chrono::system_clock::now());
+      if (check.certificate.common_name.empty() && check.product != "eu_eseal") check.certificate.common_name = planned.common_name;
+      api::validate(check, std::chrono::system_clock::now(), planned);
     }
   } else {
     try {

@@ -36,6 +36,13 @@ SignatureScheme checked_scheme(Profile profile, const EVP_PKEY* key, bool rsa_ps
   return choose_scheme(key, rsa_pss);
 }
 
+void check_planned_key(Profile profile, const std::string& described, bool rsa_pss) {
+  if (auto findings = lint_key(profile, described); !findings.empty()) {
+    throw ProfileViolation(std::string(profile_name(profile)), std::move(findings));
+  }
+  if (rsa_pss && described.rfind("RSA ", 0) != 0) throw UsageError("--rsa-pss", "needs an RSA key");
+}
+
 UniqueReq build_request(Profile profile, const Subject& subject, Signer& signer, bool rsa_pss) {
   UniqueName name = checked_subject(profile, subject);
   const SignatureScheme scheme = checked_scheme(profile, signer.public_key(), rsa_pss);

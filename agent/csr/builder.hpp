@@ -22,6 +22,8 @@ Subject prepare_subject(Profile profile, const SubjectInput& input);
 // Refuses (ProfileViolation, UsageError) a key the profile does not allow or a scheme it cannot
 // make, before anything is signed. Returns the scheme to sign with.
 SignatureScheme checked_scheme(Profile profile, const EVP_PKEY* key, bool rsa_pss);
+// The same refusals for a key still to be generated, described as describe_key() would.
+void check_planned_key(Profile profile, const std::string& described, bool rsa_pss);
 
 // The whole request: checked_subject, checked_scheme, build, sign, X509_REQ_verify with the
 // signer's public key (TokenError when it fails), lint_request on the DER produced

@@ -379,9 +379,10 @@ std::vector<Finding> lint_subject(Profile profile, const X509_NAME* name) {
   return findings;
 }
 
-std::vector<Finding> lint_key(Profile profile, const EVP_PKEY* key) {
+std::vector<Finding> lint_key(Profile profile, const EVP_PKEY* key) { return lint_key(profile, describe_key(key)); }
+
+std::vector<Finding> lint_key(Profile profile, const std::string& found) {
   std::vector<Finding> findings;
-  const std::string found = describe_key(key);
   const bool rsa = found == "RSA 2048" || found == "RSA 3072" || found == "RSA 4096";
   const bool ec = found == "EC P-256" || found == "EC P-384";
   switch (profile) {

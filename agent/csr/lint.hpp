@@ -20,6 +20,9 @@ std::vector<Finding> lint_subject(Profile profile, const X509_NAME* name);
 // The key types the profile allows (pkio-server: RSA 2048/3072/4096; be-ebox and pkio-eseal: those
 // or EC P-256/P-384; generic: any).
 std::vector<Finding> lint_key(Profile profile, const EVP_PKEY* key);
+// The same for a key described as describe_key() describes one ("RSA 3072", "EC P-256"): a key
+// that is still to be generated is checked before the token is touched.
+std::vector<Finding> lint_key(Profile profile, const std::string& described);
 
 // Everything: subject, key, version, a SHA-256 based signature algorithm (all profiles) and a
 // self-signature that verifies with the request's own public key.

@@ -214,9 +214,8 @@ void check_validity(const OrderValidity& validity, std::chrono::system_clock::ti
   }
 }
 
-void check_csr_key(const OrderRequest& request) {
+void check_csr_key(const OrderRequest& request, const CsrInfo& csr) {
   const auto& product = request.product;
-  CsrInfo csr = inspect_csr(request.certificate.csr);
   if (!csr.signature_valid) throw ValidationError("certificate.csr", "the request's signature does not verify with its own key");
   bool rsa = csr.key_type == "RSA" || csr.key_type == "RSA-PSS";
   if (product == "pkio_private_services_server") {
@@ -318,7 +317,9 @@ nlohmann::json redacted(const OrderRequest& request) {
   return body;
 }
 
-void validate(const OrderRequest& request, std::chrono::system_clock::time_point today) {
+namespace {
+
+void validate_order(const OrderRequest& request, std::chrono::system_clock::time_point today, const CsrInfo* planned) {
   const auto& product = request.product;
   const auto& c = request.certificate;
   if (product.empty() || !std::all_of(product.begin(), product.end(), [](char ch) {
@@ -358,8 +359,8 @@ void validate(const OrderRequest& request, std::chrono::system_clock::time_point
       throw ValidationError("certificate.csr", "must be left out for provisioning_method qscd: give the CSR to the order's pickup step (order attach)");
     }
   } else {
-    if (c.csr.empty()) throw ValidationError("certificate.csr", "is required for " + product);
-    check_csr_key(request);
+    if (c.csr.empty() && planned == nullptr) throw ValidationError("certificate.csr", "is required for " + product);
+    check_csr_key(request, c.csr.empty() ? *planned : inspect_csr(c.csr));
     if (request.ship_info) check_ship_info(request.ship_info, product);
   }
 
@@ -383,6 +384,16 @@ void validate(const OrderRequest& request, std::chrono::system_clock::time_point
   if (request.payment_method == "card" && (!request.credit_card || !request.billing_address)) {
     throw ValidationError("payment_method", "card needs credit_card and billing_address");
   }
+}
+
+}  // namespace
+
+void validate(const OrderRequest& request, std::chrono::system_clock::time_point today) {
+  validate_order(request, today, nullptr);
+}
+
+void validate(const OrderRequest& request, std::chrono::system_clock::time_point today, const CsrInfo& planned) {
+  validate_order(request, today, &planned);
 }
 
 nlohmann::json to_json(const ReissueRequest& request) {

@@ -56,6 +56,25 @@ TEST_CASE("the PKIo eSeal: qscd provisioning, nonrepudiation, full ship_info") {
                        ValidationError);
 }
 
+TEST_CASE("an order checked before its CSR exists: the key rules apply to the planned key") {
+  auto request = test::server_request("", "svc.example.nl");
+  CHECK_THROWS_WITH_AS(api::validate(request, now), "certificate.csr: is required for pkio_private_services_server",
+                       ValidationError);
+  api::CsrInfo planned{"EC", 256, "svc.example.nl", true};
+  CHECK_THROWS_WITH_AS(api::validate(request, now, planned),
+                       "certificate.csr: pkio_private_services_server takes RSA 2048, 3072 or 4096 keys only, not EC 256", ValidationError);
+  planned = {"RSA", 3072, "svc.example.nl", true};
+  CHECK_NOTHROW(api::validate(request, now, planned));
+  // A CSR that is there is what counts, whatever was planned.
+  request.certificate.csr = rsa_csr(1024);
+  CHECK_THROWS_WITH_AS(api::validate(request, now, planned),
+                       "certificate.csr: pkio_private_services_server takes RSA 2048, 3072 or 4096 keys only, not RSA 1024", ValidationError);
+  // The other rules are checked as without a plan.
+  request = test::server_request("", "svc.example.nl");
+  request.certificate.signature_hash = "sha1";
+  CHECK_THROWS_AS(api::validate(request, now, planned), ValidationError);
+}
+
 TEST_CASE("CSR keys: RSA 2048/3072/4096 for pkio_private_services_server, RSA >= 2048 for eu_eseal") {
   auto ec = test::make_key("EC");
   auto request = test::server_request(test::make_csr(ec.get(), "svc.example.nl"), "svc.example.nl");
