@@ -345,7 +345,9 @@ Job Journal::create(const NewJob& job) {
   });
 }
 
-Job Journal::find_or_create(const NewJob& job, bool* created) {
+Job Journal::find_or_create(const NewJob& job, bool* created) { return find_or_create(job, created, nullptr, nullptr); }
+
+Job Journal::find_or_create(const NewJob& job, bool* created, const NextMove& next, std::vector<Job>* passed) {
   return guarded(path_, [&] {
     sql::Transaction tx(*db_);
     auto existing = live_job_id(*db_, job.key);
@@ -353,6 +355,12 @@ Job Journal::find_or_create(const NewJob& job, bool* created) {
     const Claim self{static_cast<std::int64_t>(::getpid()), process_start_time(::getpid()), owner_};
     std::int64_t id = existing ? *existing : insert_job(*db_, job, "qscd-" + random_hex(16), &self);
     Job result = load(id);
+    while (!existing && next) {
+      std::optional<Move> then = next(result);
+      if (!then) break;
+      result = apply_move(id, result.state, *then);
+      if (passed != nullptr) passed->push_back(result);
+    }
     tx.commit();
     if (created != nullptr) *created = !existing.has_value();
     return result;

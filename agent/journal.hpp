@@ -173,6 +173,10 @@ class Journal {
   // `passed` receives the job after each move. Returns the job after the last.
   Job transition_chain(std::int64_t id, JobState from, const Move& first, const NextMove& next,
                        std::vector<Job>* passed = nullptr);
+  // find_or_create, and a job it creates also makes the moves `next` names (the effect-free
+  // steps its first state starts with) in the same transaction; `passed` receives the job after
+  // each of them.
+  Job find_or_create(const NewJob& job, bool* created, const NextMove& next, std::vector<Job>* passed);
   // Records a failed attempt that leaves the state as it is (a retry later).
   void record_error(std::int64_t id, const std::string& error);
 

@@ -652,6 +652,11 @@ ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
     }
   }
   const JobKey key{token.serial, label, std::string(csr::profile_name(p.profile)), o.product};
+  const StepTable steps = run.steps();
+  // One progress line per committed move.
+  auto progress = [&run](const Job& now, const std::string& detail) {
+    run.say(std::string(to_string(now.state)) + (detail.empty() ? "" : ": " + detail));
+  };
   if (!job) job = journal.find(key);
 
   if (job && job->state == JobState::monitoring) {
@@ -692,8 +697,16 @@ ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
       }
     }
     bool created = false;
-    job = journal.find_or_create(fresh, &created);
+    // A new job's first effect-free moves (NEED_KEY_PAIR -> GENERATING_KEY_PAIR) are committed
+    // with its creation.
+    std::vector<std::string> details;
+    std::vector<Job> passed;
+    job = journal.find_or_create(fresh, &created, effect_free_moves(steps, details), &passed);
     run.say(std::string(created ? "started" : "continuing") + " job " + std::to_string(job->id) + " (" + key.display() + ")");
+    for (std::size_t i = 0; i < passed.size(); ++i) {
+      progress(passed[i], details[i]);
+      test_crash_point(to_string(passed[i].state));
+    }
   } else {
     run.say("continuing job " + std::to_string(job->id) + " from " + std::string(to_string(job->state)));
   }
@@ -702,9 +715,7 @@ ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
   run_options.wait = !o.no_wait;
   if (o.timeout) run_options.deadline = std::chrono::steady_clock::now() + *o.timeout;
   const std::int64_t id = job->id;
-  run_options.on_transition = [&run](const Job& now, const std::string& detail) {
-    run.say(std::string(to_string(now.state)) + (detail.empty() ? "" : ": " + detail));
-  };
+  run_options.on_transition = progress;
   const auto started = std::chrono::steady_clock::now();
   run_options.sleep = [&run, started](seconds delay) {
     const auto waited = std::chrono::duration_cast<seconds>(std::chrono::steady_clock::now() - started);
@@ -712,7 +723,7 @@ ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
             std::to_string(delay.count()) + " s");
     std::this_thread::sleep_for(delay);
   };
-  RunResult result = run_job(journal, id, run.steps(), run_options);
+  RunResult result = run_job(journal, id, steps, run_options);
   outcome.job = result.job;
   outcome.stop = result.stop;
   outcome.retry_after = result.retry_after;

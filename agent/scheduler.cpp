@@ -48,6 +48,25 @@ std::string error_text(const std::exception_ptr& error) {
 
 }  // namespace
 
+Journal::NextMove effect_free_moves(const StepTable& steps, std::vector<std::string>& details) {
+  return [&steps, &details](const Job& now) -> std::optional<Journal::Move> {
+    if (!steps.is_effect_free(now.state)) return std::nullopt;
+    const Step* effect_free = steps.find(now.state);
+    if (effect_free == nullptr) return std::nullopt;
+    StepResult next;
+    try {
+      next = (*effect_free)(now);
+    } catch (const std::exception&) {
+      // Not inside the chain's transaction: the loop runs the step again on its own, where
+      // a failure is recorded as any step's is.
+      return std::nullopt;
+    }
+    if (next.next == now.state || next.retry_after > std::chrono::seconds::zero()) return std::nullopt;
+    details.push_back(next.detail);
+    return Journal::Move{next.next, std::move(next.detail), std::move(next.update)};
+  };
+}
+
 RunResult run_job(Journal& journal, std::int64_t id, const StepTable& steps, const RunOptions& options) {
   JobLease lease(journal, id);
   Job job = lease.job();
@@ -83,24 +102,9 @@ RunResult run_job(Journal& journal, std::int64_t id, const StepTable& steps, con
     } else {
       // Effect-free steps after this one move in the same commit.
       // A move that asks for a wait is not chained past: the wait comes first.
-      const bool chain = result.retry_after <= std::chrono::seconds::zero();
       std::vector<std::string> details{result.detail};
-      const Journal::NextMove then = [&steps, &details, chain](const Job& now) -> std::optional<Journal::Move> {
-        if (!chain || !steps.is_effect_free(now.state)) return std::nullopt;
-        const Step* effect_free = steps.find(now.state);
-        if (effect_free == nullptr) return std::nullopt;
-        StepResult next;
-        try {
-          next = (*effect_free)(now);
-        } catch (const std::exception&) {
-          // Not inside the chain's transaction: the loop runs the step again on its own, where
-          // a failure is recorded as any step's is.
-          return std::nullopt;
-        }
-        if (next.next == now.state || next.retry_after > std::chrono::seconds::zero()) return std::nullopt;
-        details.push_back(next.detail);
-        return Journal::Move{next.next, std::move(next.detail), std::move(next.update)};
-      };
+      const Journal::NextMove then =
+          result.retry_after <= std::chrono::seconds::zero() ? effect_free_moves(steps, details) : Journal::NextMove{};
       std::vector<Job> passed;
       job = journal.transition_chain(id, job.state, Journal::Move{result.next, result.detail, result.update}, then, &passed);
       for (std::size_t i = 0; i < passed.size(); ++i) {

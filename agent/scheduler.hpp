@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "job_state.hpp"
 #include "journal.hpp"
@@ -82,6 +83,12 @@ struct RunResult {
 // rule, and steps it until it stops. Throws std::logic_error when the current
 // state has no step in `steps` or a step breaks the rules.
 RunResult run_job(Journal& journal, std::int64_t id, const StepTable& steps, const RunOptions& options = {});
+
+// The moves of the effect-free steps that follow a move, as Journal::transition_chain and
+// find_or_create ask for them: run_job commits them with the move before them. A step that
+// throws, stays or asks for a wait ends the chain (the loop then runs it on its own). Each
+// chained move's event text is appended to `details`.
+Journal::NextMove effect_free_moves(const StepTable& steps, std::vector<std::string>& details);
 
 // Test hook: when the environment variable QSCD_AGENT_TEST_CRASH_AT equals
 // `point`, the process kills itself with SIGKILL. run_job calls it with the

@@ -408,6 +408,31 @@ TEST_CASE("effect-free steps commit with the move before them: same states, even
   CHECK(journal.get(job.id).claimed_by == std::nullopt);
 }
 
+TEST_CASE("a job created with a chain makes its first effect-free moves in the creating transaction") {
+  ScratchDir dir;
+  auto journal = Journal::open(dir.path());
+  StepTable steps;
+  steps.on_effect_free(JobState::need_key_pair,
+                       [](const Job&) { return StepResult{JobState::generating_key_pair, seconds(0), "to generate"}; });
+  std::vector<std::string> details;
+  std::vector<Job> passed;
+  bool created = false;
+  const Job job = journal.find_or_create(seal_job(), &created, effect_free_moves(steps, details), &passed);
+  CHECK(created);
+  CHECK(job.state == JobState::generating_key_pair);
+  CHECK(details == std::vector<std::string>{"to generate"});
+  REQUIRE(passed.size() == 1);
+  CHECK(passed[0].state == JobState::generating_key_pair);
+  CHECK(event_states(journal, job.id) == std::vector<std::string>{"NEED_KEY_PAIR", "GENERATING_KEY_PAIR"});
+  // Found, not created: nothing moves.
+  passed.clear();
+  const Job again = journal.find_or_create(seal_job(), &created, effect_free_moves(steps, details), &passed);
+  CHECK_FALSE(created);
+  CHECK(again.id == job.id);
+  CHECK(passed.empty());
+  CHECK(journal.get(job.id).state == JobState::generating_key_pair);
+}
+
 TEST_CASE("an effect-free step that throws ends the chain; the move before it stays committed") {
   ScratchDir dir;
   auto journal = Journal::open(dir.path());
