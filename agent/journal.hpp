@@ -186,6 +186,8 @@ class Journal {
   Job load(std::int64_t id);
   // One checked move inside the caller's transaction.
   Job apply_move(std::int64_t id, JobState from, const Move& move);
+  // The moves `next` names after `job`, inside the caller's transaction.
+  Job follow_chain(std::int64_t id, Job job, const NextMove& next, std::vector<Job>* passed);
 
   std::filesystem::path path_;
   std::string owner_;  // random per connection: tells worker threads of one process apart
