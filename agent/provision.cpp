@@ -35,13 +35,8 @@ namespace {
 
 using std::chrono::seconds;
 
-// The key the token will make, as describe_key() and inspect_csr() describe keys: what the
-// profile and the order's documented rules are checked against before the token is touched.
-std::string planned_key_description(const p11::KeyType& type) {
-  if (type.algorithm == p11::KeyType::Algorithm::rsa) return "RSA " + std::to_string(type.rsa_bits);
-  return type.curve_nid == NID_secp384r1 ? "EC P-384" : "EC P-256";
-}
-
+// The key the token will make, as inspect_csr() describes a CSR's key: what the order's
+// documented rules are checked against before the token is touched.
 api::CsrInfo planned_csr(const p11::KeyType& type, const csr::Subject& subject) {
   api::CsrInfo planned;
   const bool rsa = type.algorithm == p11::KeyType::Algorithm::rsa;
@@ -52,6 +47,11 @@ api::CsrInfo planned_csr(const p11::KeyType& type, const csr::Subject& subject) 
   }
   planned.signature_valid = true;  // the agent signs it
   return planned;
+}
+
+// The same key as describe_key() describes one ("RSA 3072", "EC P-256"), for the profile's rules.
+std::string described(const api::CsrInfo& planned) {
+  return planned.key_type + (planned.key_type == "EC" ? " P-" : " ") + std::to_string(planned.key_bits);
 }
 
 std::string common_name_of(const X509_REQ* request) {
@@ -185,8 +185,8 @@ Provisioner::Provisioner(Context& context, ProvisionOptions options)
     // The profile's key rules and the documented product rules, checked now against the key the
     // token will make, so a broken order file is refused before a key is generated.
     if (p.key_type && !p.subject.empty()) {
-      csr::check_planned_key(p.profile, planned_key_description(*p.key_type), o.rsa_pss);
       const api::CsrInfo planned = planned_csr(*p.key_type, p.subject);
+      csr::check_planned_key(p.profile, described(planned), o.rsa_pss);
       api::OrderRequest check = p.order;
       if (check.certificate.common_name.empty() && check.product != "eu_eseal") check.certificate.common_name = planned.common_name;
       api::validate(check, std::chrono::system_clock::now(), planned);

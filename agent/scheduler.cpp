@@ -15,14 +15,11 @@ StepTable& StepTable::on(JobState state, Step step) {
 
 StepTable& StepTable::on_effect_free(JobState state, Step step) {
   steps_[state] = std::move(step);
-  effect_free_[state] = true;
+  effect_free_.insert(state);
   return *this;
 }
 
-bool StepTable::is_effect_free(JobState state) const {
-  auto found = effect_free_.find(state);
-  return found != effect_free_.end() && found->second;
-}
+bool StepTable::is_effect_free(JobState state) const { return effect_free_.contains(state); }
 
 const Step* StepTable::find(JobState state) const {
   auto found = steps_.find(state);
@@ -111,7 +108,6 @@ RunResult run_job(Journal& journal, std::int64_t id, const StepTable& steps, con
         if (options.on_transition) options.on_transition(passed[i], details[i]);
         test_crash_point(to_string(passed[i].state));
       }
-      if (job.state != result.next) result = StepResult(job.state);  // the chain's last step decides the wait
     }
 
     if (result.retry_after > std::chrono::seconds::zero() && !is_terminal(job.state)) {

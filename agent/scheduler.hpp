@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -50,7 +51,7 @@ class StepTable {
 
  private:
   std::map<JobState, Step> steps_;
-  std::map<JobState, bool> effect_free_;
+  std::set<JobState> effect_free_;
 };
 
 enum class RunStop {
