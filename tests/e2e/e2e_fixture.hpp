@@ -225,13 +225,15 @@ class Workspace {
                                      "--state-dir", state_dir(), "--api-url", sim.url(), "--ca-file", sim.ca_file(),
                                      "--api-key-source", "env:CERTCENTRAL_API_KEY"};
     full.insert(full.end(), args.begin(), args.end());
-    std::map<std::string, std::string> merged = env;
-    merged["CERTCENTRAL_API_KEY"] = CertCentralSim::api_key;
+    std::map<std::string, std::string> merged = {{"CERTCENTRAL_API_KEY", CertCentralSim::api_key}};
+    for (const auto& [name, value] : env) merged[name] = value;
     return test::run_process(full, merged);
   }
 
-  // `--json provision ...` with the contract's flags; `crash_at` sets the test hook.
-  test::ProcessResult provision(const CertCentralSim& sim, const Provision& p, const std::string& crash_at = {}) const {
+  // `--json provision ...` with the contract's flags; `crash_at` sets the test hook; `api_key`
+  // replaces the key the simulator accepts.
+  test::ProcessResult provision(const CertCentralSim& sim, const Provision& p, const std::string& crash_at = {},
+                                const std::string& api_key = {}) const {
     std::string order_file = write("order-" + p.label + ".json", p.order_body);
     std::vector<std::string> args = {"--json", "provision", "--token", std::string("pkcs11:token=") + token_label,
                                      "--pin-source", p.pin_source.empty() ? "file:" + pin_file_ : p.pin_source, "--profile", p.profile, "--product", p.product,
@@ -243,6 +245,7 @@ class Workspace {
     args.insert(args.end(), p.extra.begin(), p.extra.end());
     std::map<std::string, std::string> env;
     if (!crash_at.empty()) env["QSCD_AGENT_TEST_CRASH_AT"] = crash_at;
+    if (!api_key.empty()) env["CERTCENTRAL_API_KEY"] = api_key;
     return agent(sim, args, env);
   }
 

@@ -161,6 +161,25 @@ TEST_CASE("the simulator issues for another key: exit 4, no certificate written 
   CHECK(count_objects(ws.objects(), private_key) == 1);
 }
 
+TEST_CASE("a rejected API key: exit 4 before any order; the same command with the right key finishes, one key, one order") {
+  CertCentralSim sim({"--auto-approve"});
+  Workspace ws;
+  Provision p = quick_job("badkey");
+  const std::string wrong_key = "not-the-simulators-key";
+  auto run = ws.provision(sim, p, {}, wrong_key);
+  CHECK_MESSAGE(run.exit_code == 4, "exit " << run.exit_code << "\n" << run.err);
+  CHECK(run.err.find("API key rejected") != std::string::npos);
+  CHECK(run.err.find(wrong_key) == std::string::npos);
+  CHECK(order_posts(sim, p.product).empty());
+
+  auto again = ws.provision(sim, p);
+  CHECK_MESSAGE(again.exit_code == 0, "exit " << again.exit_code << "\n" << again.err);
+  CHECK(order_posts(sim, p.product).size() == 1);
+  auto objects = ws.objects();
+  CHECK(count_objects(objects, private_key, p.label) == 1);
+  CHECK(count_objects(objects, certificate) >= 1);
+}
+
 TEST_CASE("a chain that does not lead to --trust is refused: exit 4, no certificate written on the token") {
   CertCentralSim sim({"--auto-approve", "--foreign-chain"});
   Workspace ws;
