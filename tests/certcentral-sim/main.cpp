@@ -44,6 +44,7 @@ struct Options {
   int issue_after_ms = 0;
   int validity_days = 0;  // 0: from the order (years/days), else this
   bool auto_approve = false;
+  bool no_request_limits = false;  // benchmarks: a fast loop outruns 100 requests / 5 s
   int lifetime_s = 3600;
   int retry_after_s = 0;  // >0: 429 answers carry Retry-After (not documented by CertCentral)
   std::string pickup_path = "/order/certificate/{order_id}/pickup";
@@ -148,7 +149,7 @@ class Sim {
       reply(res, 401, errors("invalid_api_key", "The API key is missing, invalid or revoked."));
       return httplib::Server::HandlerResponse::Handled;
     }
-    if (!within_limits()) {
+    if (!options_.no_request_limits && !within_limits()) {
       reply(res, 429, errors("request_limit_exceeded", "Service unavailable, please limit request volume"));
       return httplib::Server::HandlerResponse::Handled;
     }
@@ -643,6 +644,8 @@ int main(int argc, char** argv) {
   app.add_option("--issue-after-ms", options.issue_after_ms, "stay pending for at least this long");
   app.add_option("--validity-days", options.validity_days, "certificate validity in days (short for renewal tests)");
   app.add_flag("--auto-approve", options.auto_approve, "approve every request at once");
+  app.add_flag("--no-request-limits", options.no_request_limits,
+               "do not answer 429 past CertCentral's 100 requests / 5 s and 1000 / 3 min (benchmarks)");
   app.add_option("--lifetime", options.lifetime_s, "stop by itself after this many seconds (default 3600)");
   app.add_option("--retry-after", options.retry_after_s, "send Retry-After: N with injected 429 answers");
   app.add_option("--pickup-path", options.pickup_path, "path of the assumed QSCD pickup step");

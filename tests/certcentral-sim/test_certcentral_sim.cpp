@@ -168,6 +168,18 @@ TEST_CASE("faults: 429, HTML 503, truncated JSON, wrong key, foreign chain, slow
     CHECK(limited->status == 429);
     CHECK(body(limited)["errors"][0]["code"] == "request_limit_exceeded");
   }
+  SUBCASE("the documented limit: the 101st request within 5 s is refused, unless --no-request-limits") {
+    bool lifted = false;
+    SUBCASE("enforced") {}
+    SUBCASE("lifted") { lifted = true; }
+    CertCentralSim sim(lifted ? std::vector<std::string>{"--no-request-limits"} : std::vector<std::string>{});
+    Api api(sim);
+    int ok = 0;
+    for (int i = 0; i < 100; ++i) ok += api.get("/organization")->status == 200 ? 1 : 0;
+    CHECK(ok == 100);
+    auto over = api.get("/organization");
+    CHECK(over->status == (lifted ? 200 : 429));
+  }
   SUBCASE("5xx every 2nd request is an HTML page") {
     CertCentralSim sim({"--fail-5xx-every", "2"});
     Api api(sim);
