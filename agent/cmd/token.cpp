@@ -46,6 +46,12 @@ void init(Context& context, const AdminOptions& options) {
                                       " public objects (private ones are not counted without a PIN); "
                                       "initialising erases them all. Add --force to do so");
     }
+    // No public object proves nothing once a user PIN is set: a QSCD's private key is private.
+    if (token.user_pin_initialized && !options.force) {
+      throw UsageError("--force", "token '" + token.label + "' has a user PIN, so it may hold private objects "
+                                      "(keys) that cannot be seen without logging in; initialising erases them all. "
+                                      "Add --force to do so");
+    }
   }
   SecretBuffer so_pin = token.initialized ? read_pin(options.so_pin_source, "SO PIN", "--so-pin-source")
                                           : read_new_pin(options.so_pin_source, "new SO PIN", "--so-pin-source");

@@ -291,6 +291,12 @@ TEST_CASE("token init, change-pin (user and SO), unblock") {
                             secret("so", "so-pin-1"), "--new-pin-source", secret("user", "1111"), "--json"});
   REQUIRE_MESSAGE(init.exit == 0, init.err);
   CHECK(nlohmann::json::parse(init.out)["label"] == "officer");
+  // No public objects, but a user PIN: private keys would be invisible here, so --force is needed.
+  Outcome unseen = run_agent({"token", "init", module_option, "--token", "pkcs11:token=officer", "--label", "other",
+                              "--so-pin-source", secret("so1", "so-pin-1"), "--new-pin-source", secret("user1", "1111")});
+  CHECK(unseen.exit == 2);
+  CHECK(contains(unseen.err, "--force: token 'officer' has a user PIN, so it may hold private objects"));
+  CHECK(contains(run_agent({"tokens", module_option}).out, "officer"));
 
   Outcome change = run_agent({"token", "change-pin", module_option, "--pin-source", secret("old", "1111"),
                               "--new-pin-source", secret("new", "2222")});
