@@ -46,7 +46,7 @@ void init(Context& context, const AdminOptions& options) {
                                       " public objects (private ones are not counted without a PIN); "
                                       "initialising erases them all. Add --force to do so");
     }
-    // No public object proves nothing once a user PIN is set: a QSCD's private key is private.
+    // Zero public objects does not mean empty once a user PIN is set: a QSCD's key is a private object.
     if (token.user_pin_initialized && !options.force) {
       throw UsageError("--force", "token '" + token.label + "' has a user PIN, so it may hold private objects "
                                       "(keys) that cannot be seen without logging in; initialising erases them all. "
