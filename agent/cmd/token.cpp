@@ -37,20 +37,18 @@ void init(Context& context, const AdminOptions& options) {
   // token the SO PIN is a new one, asked twice from a prompt.
   auto scope = options.token.token.empty() ? p11::TokenScope::uninitialized : p11::TokenScope::any;
   p11::TokenInfo token = p11::select_token(module, options.token.token_uri(), scope);
-  if (token.initialized) {
-    // Counted without logging in (no user PIN needed to find out): private
-    // objects are invisible here, so the count is a lower bound.
-    std::size_t objects = p11::count_public_objects(module, token.slot);
-    if (objects > 0 && !options.force) {
-      throw UsageError("--force", "token '" + token.label + "' holds " + std::to_string(objects) +
-                                      " public objects (private ones are not counted without a PIN); "
-                                      "initialising erases them all. Add --force to do so");
+  if (token.initialized && !options.force) {
+    // Counted without logging in (no user PIN needed to find out): private objects are invisible
+    // here, so zero does not mean empty once a user PIN is set (a QSCD's key is a private object).
+    const std::size_t objects = p11::count_public_objects(module, token.slot);
+    std::string holds;
+    if (objects > 0) {
+      holds = "holds " + std::to_string(objects) + " public objects (private ones are not counted without a PIN)";
+    } else if (token.user_pin_initialized) {
+      holds = "has a user PIN, so it may hold private objects (keys) that cannot be seen without logging in";
     }
-    // Zero public objects does not mean empty once a user PIN is set: a QSCD's key is a private object.
-    if (token.user_pin_initialized && !options.force) {
-      throw UsageError("--force", "token '" + token.label + "' has a user PIN, so it may hold private objects "
-                                      "(keys) that cannot be seen without logging in; initialising erases them all. "
-                                      "Add --force to do so");
+    if (!holds.empty()) {
+      throw UsageError("--force", "token '" + token.label + "' " + holds + "; initialising erases them all. Add --force to do so");
     }
   }
   SecretBuffer so_pin = token.initialized ? read_pin(options.so_pin_source, "SO PIN", "--so-pin-source")
