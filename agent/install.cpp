@@ -83,7 +83,7 @@ p11::ObjectHandle create_certificate(p11::Session& session, X509* cert, CK_ULONG
       .serial_number(serial)
       .value(value);
   if (id != nullptr) object.id(*id);
-  return session.create(object);
+  return session.create_on_token(object);
 }
 
 }  // namespace

@@ -86,6 +86,55 @@ ObjectHandle Session::create(const AttributeTemplate& object) {
   return handle;
 }
 
+namespace {
+
+// How a module says it does not make token objects this way. Anything else
+// (CKR_DEVICE_REMOVED, CKR_SESSION_HANDLE_INVALID, CKR_GENERAL_ERROR, ...) is a failure.
+bool refuses_copy_route(CK_RV rv) {
+  switch (rv) {
+    case CKR_FUNCTION_NOT_SUPPORTED:
+    case CKR_FUNCTION_FAILED:
+    case CKR_ACTION_PROHIBITED:
+    case CKR_ATTRIBUTE_READ_ONLY:
+    case CKR_ATTRIBUTE_TYPE_INVALID:
+    case CKR_ATTRIBUTE_VALUE_INVALID:
+    case CKR_TEMPLATE_INCOMPLETE:
+    case CKR_TEMPLATE_INCONSISTENT:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+ObjectHandle Session::create_on_token(AttributeTemplate& object) {
+  object.token(false);
+  ObjectHandle staged = CK_INVALID_HANDLE;
+  CK_RV rv = QSCD_P11_CALL_RAW(functions_, site_, C_CreateObject, handle_, object.data(), object.size(), &staged);
+  object.token(true);
+  if (rv != CKR_OK) {
+    if (!refuses_copy_route(rv)) throw CallError(rv, "C_CreateObject", site_);
+    return create(object);
+  }
+  AttributeTemplate onto_token;
+  onto_token.token(true);
+  ObjectHandle copied = CK_INVALID_HANDLE;
+  rv = QSCD_P11_CALL_RAW(functions_, site_, C_CopyObject, handle_, staged, onto_token.data(), onto_token.size(),
+                         &copied);
+  // The session object goes whatever the copy did (it would go with the session anyway).
+  QSCD_P11_CALL_NOEXCEPT(functions_, C_DestroyObject, handle_, staged);
+  if (rv != CKR_OK) {
+    if (!refuses_copy_route(rv)) throw CallError(rv, "C_CopyObject", site_);
+    return create(object);
+  }
+  if (flag(copied, CKA_TOKEN) != true) {
+    destroy(copied);
+    return create(object);
+  }
+  return copied;
+}
+
 void Session::destroy(ObjectHandle object) { QSCD_P11_CALL(functions_, site_, C_DestroyObject, handle_, object); }
 
 void Session::set_attributes(ObjectHandle object, const AttributeTemplate& values) {

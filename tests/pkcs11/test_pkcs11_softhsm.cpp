@@ -5,6 +5,7 @@
 #include <openssl/rsa.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -256,6 +257,81 @@ TEST_CASE("objects: create, find, set, destroy") {
   CHECK(session.attribute(object, CKA_MODULUS).state == Attribute::State::absent);
   session.destroy(object);
   CHECK(session.find(AttributeTemplate{}).empty());
+}
+
+TEST_CASE("create_on_token: a session object copied onto the token; refusals fall back, failures throw") {
+  SoftHsm hsm;
+  hsm.add_token("copies");
+  const std::string counts = (hsm.dir() / "calls").string();
+  ::setenv("QSCD_SHIM_COUNT_FILE", counts.c_str(), 1);
+  Module module(shim_path());
+  const TokenInfo token = select_token(module, std::nullopt);
+  const unsigned char payload[] = {7, 8, 9};
+  auto make = [&](Session& session) {
+    AttributeTemplate data;
+    data.object_class(CKO_DATA).token(true).private_(false).label("staged").value(payload);
+    ObjectHandle object = session.create_on_token(data);
+    auto token_flag = std::find_if(data.attributes().begin(), data.attributes().end(),
+                                   [](const CK_ATTRIBUTE& a) { return a.type == CKA_TOKEN; });
+    REQUIRE(token_flag != data.attributes().end());
+    CHECK(*static_cast<const CK_BBOOL*>(token_flag->pValue) == CK_TRUE);
+    return object;
+  };
+  // What is there, seen from a new session: on the token, and nothing else (no session object).
+  auto check_on_token = [&] {
+    Session reader(module, token.slot, Session::Access::read_only);
+    std::vector<ObjectHandle> all = reader.find(AttributeTemplate{});
+    REQUIRE(all.size() == 1);
+    CHECK(reader.flag(all[0], CKA_TOKEN) == true);
+    CHECK(reader.attribute(all[0], CKA_LABEL).as_string() == "staged");
+    CHECK(reader.bytes(all[0], CKA_VALUE) == Bytes{7, 8, 9});
+    return all[0];
+  };
+
+  SUBCASE("SoftHSM2 copies: one C_CopyObject, the session object destroyed") {
+    {
+      Session session = logged_in(module, token);
+      make(session);
+      AttributeTemplate session_objects;
+      session_objects.token(false);
+      CHECK(session.find(session_objects).empty());
+    }
+    check_on_token();
+    std::string calls = qscd::test::slurp(counts);
+    CHECK(count_lines(calls, "C_CopyObject") == 1);
+    CHECK(count_lines(calls, "C_CreateObject") == 1);
+    CHECK(count_lines(calls, "C_DestroyObject") == 1);
+  }
+  SUBCASE("a module without C_CopyObject gets C_CreateObject of the token object") {
+    ::setenv("QSCD_SHIM_FAIL", "C_CopyObject:CKR_FUNCTION_NOT_SUPPORTED", 1);
+    {
+      Session session = logged_in(module, token);
+      make(session);
+    }
+    ::unsetenv("QSCD_SHIM_FAIL");
+    check_on_token();
+    CHECK(count_lines(qscd::test::slurp(counts), "C_CreateObject") == 2);
+  }
+  SUBCASE("a module that refuses the session object gets C_CreateObject too (which it then also refuses)") {
+    ::setenv("QSCD_SHIM_FAIL", "C_CreateObject:CKR_TEMPLATE_INCONSISTENT", 1);
+    Session session = logged_in(module, token);
+    CHECK_THROWS_WITH_AS(make(session), doctest::Contains("C_CreateObject failed with CKR_TEMPLATE_INCONSISTENT"),
+                         CallError);
+    ::unsetenv("QSCD_SHIM_FAIL");
+    CHECK(count_lines(qscd::test::slurp(counts), "C_CreateObject") == 2);
+    CHECK(count_lines(qscd::test::slurp(counts), "C_CopyObject") == 0);
+  }
+  SUBCASE("a removed token is a failure, not a refusal: it throws and leaves nothing") {
+    ::setenv("QSCD_SHIM_FAIL", "C_CopyObject:CKR_DEVICE_REMOVED", 1);
+    {
+      Session session = logged_in(module, token);
+      CHECK_THROWS_WITH_AS(make(session), doctest::Contains("C_CopyObject failed with CKR_DEVICE_REMOVED"), CallError);
+      CHECK(session.find(AttributeTemplate{}).empty());
+    }
+    ::unsetenv("QSCD_SHIM_FAIL");
+    CHECK(count_lines(qscd::test::slurp(counts), "C_CreateObject") == 1);
+  }
+  ::unsetenv("QSCD_SHIM_COUNT_FILE");
 }
 
 TEST_CASE("URI selection: token label, serial, slot; key id and object label; missing and ambiguous") {

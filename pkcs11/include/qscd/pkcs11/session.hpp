@@ -55,6 +55,15 @@ class Session {
   // Every object matching `query` (all objects when it is empty).
   [[nodiscard]] std::vector<ObjectHandle> find(const AttributeTemplate& query) const;
   ObjectHandle create(const AttributeTemplate& object);
+  // A token object written in one go where the module allows it: made as a session object,
+  // copied onto the token (C_CopyObject with CKA_TOKEN true), the session object destroyed.
+  // Why: SoftHSM2's file store rewrites a new object's file once for every attribute it
+  // defaults during C_CreateObject (26 times for a certificate; on ext4 each rewrite waits for
+  // the previous write-back) and 3 times for a copy. A module that refuses a step (no
+  // C_CopyObject, no session objects of the class, CKA_TOKEN not changeable, or a copy that
+  // stays a session object) gets the plain C_CreateObject; any other failure (token removed,
+  // session gone) throws. `object` is left saying CKA_TOKEN true.
+  ObjectHandle create_on_token(AttributeTemplate& object);
   void destroy(ObjectHandle object);
   void set_attributes(ObjectHandle object, const AttributeTemplate& values);
   // One attribute; CKR_ATTRIBUTE_SENSITIVE and CKR_ATTRIBUTE_TYPE_INVALID are
