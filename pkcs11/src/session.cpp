@@ -1,5 +1,6 @@
 #include "qscd/pkcs11/session.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include "call.hpp"
@@ -128,11 +129,25 @@ ObjectHandle Session::create_on_token(AttributeTemplate& object) {
     if (!refuses_copy_route(rv)) throw CallError(rv, "C_CopyObject", site_);
     return create(object);
   }
-  if (flag(copied, CKA_TOKEN) != true) {
+  if (!holds(copied, object)) {
     destroy(copied);
     return create(object);
   }
   return copied;
+}
+
+bool Session::holds(ObjectHandle object, const AttributeTemplate& expected) const {
+  std::vector<CK_ATTRIBUTE_TYPE> types;
+  for (const CK_ATTRIBUTE& attribute : expected.attributes()) types.push_back(attribute.type);
+  std::vector<Attribute> stored = attributes(object, types);
+  for (std::size_t i = 0; i < types.size(); ++i) {
+    const CK_ATTRIBUTE& want = expected.attributes()[i];
+    const auto* bytes = static_cast<const unsigned char*>(want.pValue);
+    if (!stored[i].present() || !std::equal(stored[i].value.begin(), stored[i].value.end(), bytes, bytes + want.ulValueLen)) {
+      return false;
+    }
+  }
+  return true;
 }
 
 void Session::destroy(ObjectHandle object) { QSCD_P11_CALL(functions_, site_, C_DestroyObject, handle_, object); }

@@ -253,6 +253,19 @@ TEST_CASE("objects: create, find, set, destroy") {
   relabel.label("renamed");
   session.set_attributes(object, relabel);
   CHECK(session.attribute(object, CKA_LABEL).as_string() == "renamed");
+  // holds: every attribute of the template, with exactly its value.
+  AttributeTemplate same;
+  same.object_class(CKO_DATA).token(true).label("renamed").value(payload);
+  CHECK(session.holds(object, same));
+  AttributeTemplate old_label;
+  old_label.label("note");
+  CHECK_FALSE(session.holds(object, old_label));
+  AttributeTemplate shorter;
+  shorter.value(std::span<const unsigned char>(payload, 2));
+  CHECK_FALSE(session.holds(object, shorter));
+  AttributeTemplate not_there;
+  not_there.add_bytes(CKA_MODULUS, payload);
+  CHECK_FALSE(session.holds(object, not_there));
   CHECK(session.bytes(object, CKA_VALUE) == Bytes{1, 2, 3});
   CHECK(session.attribute(object, CKA_MODULUS).state == Attribute::State::absent);
   session.destroy(object);

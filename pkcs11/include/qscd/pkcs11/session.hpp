@@ -61,9 +61,12 @@ class Session {
   // defaults during C_CreateObject (26 times for a certificate; on ext4 each rewrite waits for
   // the previous write-back) and 3 times for a copy. A module that refuses a step (no
   // C_CopyObject, no session objects of the class, CKA_TOKEN not changeable, or a copy that
-  // stays a session object) gets the plain C_CreateObject; any other failure (token removed,
-  // session gone) throws. `object` is left saying CKA_TOKEN true.
+  // does not hold every value of `object`, e.g. one that stays a session object) gets the plain
+  // C_CreateObject; any other failure (token removed, session gone) throws. `object` is left
+  // saying CKA_TOKEN true.
   ObjectHandle create_on_token(AttributeTemplate& object);
+  // Whether `object` has every attribute of `expected` with exactly its value.
+  [[nodiscard]] bool holds(ObjectHandle object, const AttributeTemplate& expected) const;
   void destroy(ObjectHandle object);
   void set_attributes(ObjectHandle object, const AttributeTemplate& values);
   // One attribute; CKR_ATTRIBUTE_SENSITIVE and CKR_ATTRIBUTE_TYPE_INVALID are
