@@ -49,7 +49,8 @@ ossl::X509Ptr parse_value(const p11::Bytes& der) {
 
 std::vector<p11::ObjectHandle> certificates_with_id(const p11::Session& session, const p11::Bytes& id) {
   p11::AttributeTemplate query;
-  query.object_class(CKO_CERTIFICATE).certificate_type(CKC_X_509).id(id);
+  // Token objects only: a session object (create_on_token's staging) is not on the token.
+  query.object_class(CKO_CERTIFICATE).certificate_type(CKC_X_509).token(true).id(id);
   return session.find(query);
 }
 
@@ -57,7 +58,7 @@ std::vector<p11::ObjectHandle> certificates_by_issuer_serial(const p11::Session&
   p11::AttributeTemplate query;
   auto issuer = issuer_der(cert);
   auto serial = serial_der(cert);
-  query.object_class(CKO_CERTIFICATE).certificate_type(CKC_X_509).issuer(issuer).serial_number(serial);
+  query.object_class(CKO_CERTIFICATE).certificate_type(CKC_X_509).token(true).issuer(issuer).serial_number(serial);
   return session.find(query);
 }
 

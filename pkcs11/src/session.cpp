@@ -89,9 +89,9 @@ ObjectHandle Session::create(const AttributeTemplate& object) {
 
 namespace {
 
-// How a module says it does not make token objects this way. Anything else
-// (CKR_DEVICE_REMOVED, CKR_SESSION_HANDLE_INVALID, CKR_GENERAL_ERROR, ...) is a failure.
-bool refuses_copy_route(CK_RV rv) {
+// How a module says it does not make session objects of this kind. Nothing is on the token yet,
+// so any refusal of the template or of session objects falls back to C_CreateObject.
+bool refuses_session_object(CK_RV rv) {
   switch (rv) {
     case CKR_FUNCTION_NOT_SUPPORTED:
     case CKR_FUNCTION_FAILED:
@@ -100,6 +100,25 @@ bool refuses_copy_route(CK_RV rv) {
     case CKR_ATTRIBUTE_TYPE_INVALID:
     case CKR_ATTRIBUTE_VALUE_INVALID:
     case CKR_TEMPLATE_INCOMPLETE:
+    case CKR_TEMPLATE_INCONSISTENT:
+    case CKR_DEVICE_MEMORY:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// How a module says it does not copy this object onto the token: answers given before anything
+// is written. Not CKR_FUNCTION_FAILED or CKR_DEVICE_ERROR: those may come after the copy was
+// written (SoftHSM2 answers CKR_FUNCTION_FAILED when storing it fails), and a second write
+// could then leave two objects.
+bool refuses_copy(CK_RV rv) {
+  switch (rv) {
+    case CKR_FUNCTION_NOT_SUPPORTED:
+    case CKR_ACTION_PROHIBITED:
+    case CKR_ATTRIBUTE_READ_ONLY:
+    case CKR_ATTRIBUTE_TYPE_INVALID:
+    case CKR_ATTRIBUTE_VALUE_INVALID:
     case CKR_TEMPLATE_INCONSISTENT:
       return true;
     default:
@@ -110,12 +129,20 @@ bool refuses_copy_route(CK_RV rv) {
 }  // namespace
 
 ObjectHandle Session::create_on_token(AttributeTemplate& object) {
+  object.token(true);
+  if (functions_->C_CopyObject == nullptr || functions_->C_DestroyObject == nullptr) return create(object);
   object.token(false);
   ObjectHandle staged = CK_INVALID_HANDLE;
   CK_RV rv = QSCD_P11_CALL_RAW(functions_, site_, C_CreateObject, handle_, object.data(), object.size(), &staged);
   object.token(true);
   if (rv != CKR_OK) {
-    if (!refuses_copy_route(rv)) throw CallError(rv, "C_CreateObject", site_);
+    if (!refuses_session_object(rv)) throw CallError(rv, "C_CreateObject", site_);
+    return create(object);
+  }
+  // A module that ignored CKA_TOKEN false has written it to the token already.
+  if (flag(staged, CKA_TOKEN) == true) {
+    if (holds(staged, object)) return staged;
+    destroy(staged);
     return create(object);
   }
   AttributeTemplate onto_token;
@@ -123,10 +150,11 @@ ObjectHandle Session::create_on_token(AttributeTemplate& object) {
   ObjectHandle copied = CK_INVALID_HANDLE;
   rv = QSCD_P11_CALL_RAW(functions_, site_, C_CopyObject, handle_, staged, onto_token.data(), onto_token.size(),
                          &copied);
-  // The session object goes whatever the copy did (it would go with the session anyway).
+  // A session object the module cannot destroy goes with the session; the certificate lookups
+  // ask for CKA_TOKEN true, so it is never mistaken for the token's copy.
   QSCD_P11_CALL_NOEXCEPT(functions_, C_DestroyObject, handle_, staged);
   if (rv != CKR_OK) {
-    if (!refuses_copy_route(rv)) throw CallError(rv, "C_CopyObject", site_);
+    if (!refuses_copy(rv)) throw CallError(rv, "C_CopyObject", site_);
     return create(object);
   }
   if (!holds(copied, object)) {

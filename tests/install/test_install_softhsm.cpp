@@ -137,6 +137,25 @@ TEST_CASE("install a PEM chain twice: one certificate with the key's ID and labe
   CHECK(count(objects, "label:      Install PKI Issuing CA") == 1);
 }
 
+TEST_CASE("a module that cannot destroy the staged session object: the install still sees one copy on the token") {
+  // create_on_token stages each certificate as a session object; if it stays, the lookups
+  // (CKA_TOKEN true) must not count it as the token's.
+  TokenFixture f;
+  auto leaf = f.leaf(f.token_key.get());
+  auto chain = f.write("chain.pem", test_pki::pem(leaf.get()) + test_pki::pem(f.ca.intermediate.get()));
+  auto trust = f.write("root.pem", test_pki::pem(f.ca.root.get()));
+  const char* shim = std::getenv("QSCD_P11SHIM");
+  REQUIRE(shim != nullptr);
+  ::setenv("QSCD_SHIM_FAIL", "C_DestroyObject:CKR_FUNCTION_FAILED", 1);
+  auto installed = run_agent({"install", "--key", f.key_uri, "--cert", chain, "--trust", trust, "--json", "--module",
+                              shim, "--state-dir", (f.dir.path() / "state").string()});
+  ::unsetenv("QSCD_SHIM_FAIL");
+  REQUIRE_MESSAGE(installed.exit == 0, installed.err);
+  std::string objects = f.objects();
+  CAPTURE(objects);
+  CHECK(count(objects, "Certificate Object") == 2);
+}
+
 TEST_CASE("DER and p7b inputs; an older certificate for the key is replaced, the chain added once") {
   TokenFixture f;
   auto first_leaf = f.leaf(f.token_key.get(), 20);

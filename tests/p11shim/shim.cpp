@@ -6,6 +6,11 @@
 //                                      answer that CKR without calling the module
 //   QSCD_SHIM_TOKEN_FLAGS_OR=CKF_USER_PIN_LOCKED|CKF_USER_PIN_FINAL_TRY|0x...
 //                                      ORed into CK_TOKEN_INFO.flags
+//   QSCD_SHIM_ABSENT=C_CopyObject[,C_X] NULL in the function list C_GetFunctionList hands out
+//                                      (read at that call): a module without those functions
+//   QSCD_SHIM_SET_TOKEN=C_CreateObject:true[,C_CopyObject:false]
+//                                      CKA_TOKEN in that call's template replaced by the value:
+//                                      a module that ignores what the caller asked for
 #include <dlfcn.h>
 #include <p11-kit/pkcs11.h>
 
@@ -16,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "qscd/pkcs11/error.hpp"
 
@@ -47,21 +53,48 @@ void count(const char* name) {
   }
 }
 
-// The CKR QSCD_SHIM_FAIL assigns to `name`, if any.
-std::optional<CK_RV> injected_failure(std::string_view name) {
-  const char* spec = std::getenv("QSCD_SHIM_FAIL");
-  if (spec == nullptr) return std::nullopt;
+// Whether `name` is in the comma-separated list in the environment variable `variable`
+// (an entry may carry ":value" after the name; `value` receives it).
+bool listed(const char* variable, std::string_view name, std::string_view* value = nullptr) {
+  const char* spec = std::getenv(variable);
+  if (spec == nullptr) return false;
   std::string_view rest(spec);
   while (!rest.empty()) {
     auto comma = rest.find(',');
     std::string_view entry = rest.substr(0, comma);
     rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
     auto colon = entry.find(':');
-    if (colon == std::string_view::npos || entry.substr(0, colon) != name) continue;
-    if (auto rv = qscd::p11::rv_from_name(entry.substr(colon + 1))) return rv;
-    return CKR_GENERAL_ERROR;
+    if (entry.substr(0, colon) != name) continue;
+    if (value != nullptr) *value = colon == std::string_view::npos ? std::string_view{} : entry.substr(colon + 1);
+    return true;
   }
-  return std::nullopt;
+  return false;
+}
+
+// The CKR QSCD_SHIM_FAIL assigns to `name`, if any.
+std::optional<CK_RV> injected_failure(std::string_view name) {
+  std::string_view value;
+  if (!listed("QSCD_SHIM_FAIL", name, &value)) return std::nullopt;
+  if (auto rv = qscd::p11::rv_from_name(value)) return rv;
+  return CKR_GENERAL_ERROR;
+}
+
+// `attributes` with CKA_TOKEN as QSCD_SHIM_SET_TOKEN says for `name` (unchanged if it says nothing).
+std::vector<CK_ATTRIBUTE> with_token_flag(std::string_view name, CK_ATTRIBUTE* attributes, CK_ULONG count,
+                                          CK_BBOOL* storage) {
+  std::vector<CK_ATTRIBUTE> out(attributes, attributes + count);
+  std::string_view value;
+  if (!listed("QSCD_SHIM_SET_TOKEN", name, &value)) return out;
+  *storage = value == "true" ? CK_TRUE : CK_FALSE;
+  for (auto& attribute : out) {
+    if (attribute.type == CKA_TOKEN) {
+      attribute.pValue = storage;
+      attribute.ulValueLen = sizeof(CK_BBOOL);
+      return out;
+    }
+  }
+  out.push_back({CKA_TOKEN, storage, sizeof(CK_BBOOL)});
+  return out;
 }
 
 CK_FLAGS extra_token_flags() {
@@ -138,6 +171,21 @@ CK_RV get_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO* info) {
   return rv;
 }
 
+CK_RV create_object(CK_SESSION_HANDLE session, CK_ATTRIBUTE* attributes, CK_ULONG count, CK_OBJECT_HANDLE* object) {
+  CK_BBOOL token = CK_FALSE;
+  auto changed = with_token_flag(name_C_CreateObject, attributes, count, &token);
+  return Forward<CK_C_CreateObject>::call<&CK_FUNCTION_LIST::C_CreateObject, name_C_CreateObject>(
+      session, changed.data(), static_cast<CK_ULONG>(changed.size()), object);
+}
+
+CK_RV copy_object(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE source, CK_ATTRIBUTE* attributes, CK_ULONG count,
+                  CK_OBJECT_HANDLE* object) {
+  CK_BBOOL token = CK_FALSE;
+  auto changed = with_token_flag(name_C_CopyObject, attributes, count, &token);
+  return Forward<CK_C_CopyObject>::call<&CK_FUNCTION_LIST::C_CopyObject, name_C_CopyObject>(
+      session, source, changed.data(), static_cast<CK_ULONG>(changed.size()), object);
+}
+
 CK_RV get_function_list(CK_FUNCTION_LIST** list);
 
 CK_FUNCTION_LIST make_list() {
@@ -148,6 +196,8 @@ CK_FUNCTION_LIST make_list() {
   QSCD_SHIM_FUNCTIONS(QSCD_SHIM_SET)
 #undef QSCD_SHIM_SET
   list.C_GetTokenInfo = &get_token_info;
+  list.C_CreateObject = &create_object;
+  list.C_CopyObject = &copy_object;
   list.C_GetFunctionList = &get_function_list;
   return list;
 }
@@ -157,6 +207,11 @@ CK_FUNCTION_LIST g_list = make_list();
 CK_RV get_function_list(CK_FUNCTION_LIST** list) {
   count(name_C_GetFunctionList);
   if (list == nullptr) return CKR_ARGUMENTS_BAD;
+  g_list = make_list();
+#define QSCD_SHIM_ABSENT(name) \
+  if (listed("QSCD_SHIM_ABSENT", #name)) g_list.name = nullptr;
+  QSCD_SHIM_FUNCTIONS(QSCD_SHIM_ABSENT)
+#undef QSCD_SHIM_ABSENT
   *list = &g_list;
   return CKR_OK;
 }

@@ -43,6 +43,19 @@ std::string shim_path() {
   return path;
 }
 
+// Sets an environment variable for a scope: a failed REQUIRE cannot leave it set for the
+// test cases after it.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) { ::setenv(name, value.c_str(), 1); }
+  ~ScopedEnv() { ::unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
+
 int count_lines(const std::string& text, const std::string& line) {
   int n = 0;
   std::size_t at = 0;
@@ -263,6 +276,13 @@ TEST_CASE("objects: create, find, set, destroy") {
   AttributeTemplate shorter;
   shorter.value(std::span<const unsigned char>(payload, 2));
   CHECK_FALSE(session.holds(object, shorter));
+  const unsigned char longer[] = {1, 2, 3, 4};
+  AttributeTemplate longer_value;
+  longer_value.value(longer);
+  CHECK_FALSE(session.holds(object, longer_value));
+  AttributeTemplate other_class;
+  other_class.object_class(CKO_CERTIFICATE);
+  CHECK_FALSE(session.holds(object, other_class));
   AttributeTemplate not_there;
   not_there.add_bytes(CKA_MODULUS, payload);
   CHECK_FALSE(session.holds(object, not_there));
@@ -276,9 +296,7 @@ TEST_CASE("create_on_token: a session object copied onto the token; refusals fal
   SoftHsm hsm;
   hsm.add_token("copies");
   const std::string counts = (hsm.dir() / "calls").string();
-  ::setenv("QSCD_SHIM_COUNT_FILE", counts.c_str(), 1);
-  Module module(shim_path());
-  const TokenInfo token = select_token(module, std::nullopt);
+  ScopedEnv count_calls("QSCD_SHIM_COUNT_FILE", counts);
   const unsigned char payload[] = {7, 8, 9};
   auto make = [&](Session& session) {
     AttributeTemplate data;
@@ -290,61 +308,103 @@ TEST_CASE("create_on_token: a session object copied onto the token; refusals fal
     CHECK(*static_cast<const CK_BBOOL*>(token_flag->pValue) == CK_TRUE);
     return object;
   };
-  // What is there, seen from a new session: on the token, and nothing else (no session object).
-  auto check_on_token = [&] {
-    Session reader(module, token.slot, Session::Access::read_only);
+  // After the writing session: exactly one object, on the token, with the template's values.
+  auto check_on_token = [&](const Module& module) {
+    Session reader(module, select_token(module, std::nullopt).slot, Session::Access::read_only);
     std::vector<ObjectHandle> all = reader.find(AttributeTemplate{});
     REQUIRE(all.size() == 1);
     CHECK(reader.flag(all[0], CKA_TOKEN) == true);
     CHECK(reader.attribute(all[0], CKA_LABEL).as_string() == "staged");
     CHECK(reader.bytes(all[0], CKA_VALUE) == Bytes{7, 8, 9});
-    return all[0];
   };
+  // Inside the writing session, where a leftover session object would still be seen.
+  auto no_session_objects = [](const Session& session) {
+    AttributeTemplate session_objects;
+    session_objects.token(false);
+    CHECK(session.find(session_objects).empty());
+  };
+  auto calls = [&](const char* name) { return count_lines(qscd::test::slurp(counts), name); };
 
   SUBCASE("SoftHSM2 copies: one C_CopyObject, the session object destroyed") {
+    Module module(shim_path());
     {
-      Session session = logged_in(module, token);
+      Session session = logged_in(module, select_token(module, std::nullopt));
       make(session);
-      AttributeTemplate session_objects;
-      session_objects.token(false);
-      CHECK(session.find(session_objects).empty());
+      no_session_objects(session);
     }
-    check_on_token();
-    std::string calls = qscd::test::slurp(counts);
-    CHECK(count_lines(calls, "C_CopyObject") == 1);
-    CHECK(count_lines(calls, "C_CreateObject") == 1);
-    CHECK(count_lines(calls, "C_DestroyObject") == 1);
+    check_on_token(module);
+    CHECK(calls("C_CreateObject") == 1);
+    CHECK(calls("C_CopyObject") == 1);
+    CHECK(calls("C_DestroyObject") == 1);
   }
-  SUBCASE("a module without C_CopyObject gets C_CreateObject of the token object") {
-    ::setenv("QSCD_SHIM_FAIL", "C_CopyObject:CKR_FUNCTION_NOT_SUPPORTED", 1);
+  SUBCASE("a module without C_CopyObject (NULL in its list) gets C_CreateObject, nothing staged") {
+    ScopedEnv absent("QSCD_SHIM_ABSENT", "C_CopyObject");
+    Module module(shim_path());
     {
-      Session session = logged_in(module, token);
+      Session session = logged_in(module, select_token(module, std::nullopt));
       make(session);
     }
-    ::unsetenv("QSCD_SHIM_FAIL");
-    check_on_token();
-    CHECK(count_lines(qscd::test::slurp(counts), "C_CreateObject") == 2);
+    check_on_token(module);
+    CHECK(calls("C_CreateObject") == 1);
+    CHECK(calls("C_DestroyObject") == 0);
+  }
+  SUBCASE("a copy refused with CKR_FUNCTION_NOT_SUPPORTED: C_CreateObject of the token object") {
+    Module module(shim_path());
+    {
+      ScopedEnv refuse("QSCD_SHIM_FAIL", "C_CopyObject:CKR_FUNCTION_NOT_SUPPORTED");
+      Session session = logged_in(module, select_token(module, std::nullopt));
+      make(session);
+      no_session_objects(session);
+    }
+    check_on_token(module);
+    CHECK(calls("C_CreateObject") == 2);
+    CHECK(calls("C_DestroyObject") == 1);
+  }
+  SUBCASE("a copy that stays a session object does not hold the template: destroyed, C_CreateObject") {
+    Module module(shim_path());
+    {
+      ScopedEnv ignore_token("QSCD_SHIM_SET_TOKEN", "C_CopyObject:false");
+      Session session = logged_in(module, select_token(module, std::nullopt));
+      make(session);
+      no_session_objects(session);
+    }
+    check_on_token(module);
+    CHECK(calls("C_CopyObject") == 1);
+    CHECK(calls("C_CreateObject") == 2);
+    CHECK(calls("C_DestroyObject") == 2);
+  }
+  SUBCASE("a module that puts the staged object on the token anyway: kept, not copied") {
+    Module module(shim_path());
+    {
+      ScopedEnv ignore_token("QSCD_SHIM_SET_TOKEN", "C_CreateObject:true");
+      Session session = logged_in(module, select_token(module, std::nullopt));
+      make(session);
+    }
+    check_on_token(module);
+    CHECK(calls("C_CreateObject") == 1);
+    CHECK(calls("C_CopyObject") == 0);
+    CHECK(calls("C_DestroyObject") == 0);
   }
   SUBCASE("a module that refuses the session object gets C_CreateObject too (which it then also refuses)") {
-    ::setenv("QSCD_SHIM_FAIL", "C_CreateObject:CKR_TEMPLATE_INCONSISTENT", 1);
-    Session session = logged_in(module, token);
+    Module module(shim_path());
+    ScopedEnv refuse("QSCD_SHIM_FAIL", "C_CreateObject:CKR_TEMPLATE_INCONSISTENT");
+    Session session = logged_in(module, select_token(module, std::nullopt));
     CHECK_THROWS_WITH_AS(make(session), doctest::Contains("C_CreateObject failed with CKR_TEMPLATE_INCONSISTENT"),
                          CallError);
-    ::unsetenv("QSCD_SHIM_FAIL");
-    CHECK(count_lines(qscd::test::slurp(counts), "C_CreateObject") == 2);
-    CHECK(count_lines(qscd::test::slurp(counts), "C_CopyObject") == 0);
+    CHECK(calls("C_CreateObject") == 2);
+    CHECK(calls("C_CopyObject") == 0);
   }
-  SUBCASE("a removed token is a failure, not a refusal: it throws and leaves nothing") {
-    ::setenv("QSCD_SHIM_FAIL", "C_CopyObject:CKR_DEVICE_REMOVED", 1);
-    {
-      Session session = logged_in(module, token);
-      CHECK_THROWS_WITH_AS(make(session), doctest::Contains("C_CopyObject failed with CKR_DEVICE_REMOVED"), CallError);
-      CHECK(session.find(AttributeTemplate{}).empty());
-    }
-    ::unsetenv("QSCD_SHIM_FAIL");
-    CHECK(count_lines(qscd::test::slurp(counts), "C_CreateObject") == 1);
+  SUBCASE("a removed token, or a failed write, is a failure, not a refusal: it throws, no second write") {
+    const char* failure = "C_CopyObject:CKR_DEVICE_REMOVED";
+    SUBCASE("CKR_DEVICE_REMOVED") {}
+    SUBCASE("CKR_FUNCTION_FAILED") { failure = "C_CopyObject:CKR_FUNCTION_FAILED"; }
+    Module module(shim_path());
+    ScopedEnv fail("QSCD_SHIM_FAIL", failure);
+    Session session = logged_in(module, select_token(module, std::nullopt));
+    CHECK_THROWS_WITH_AS(make(session), doctest::Contains("C_CopyObject failed with"), CallError);
+    CHECK(session.find(AttributeTemplate{}).empty());
+    CHECK(calls("C_CreateObject") == 1);
   }
-  ::unsetenv("QSCD_SHIM_COUNT_FILE");
 }
 
 TEST_CASE("URI selection: token label, serial, slot; key id and object label; missing and ambiguous") {

@@ -59,10 +59,10 @@ class Session {
   // copied onto the token (C_CopyObject with CKA_TOKEN true), the session object destroyed.
   // Why: SoftHSM2's file store rewrites a new object's file once for every attribute it
   // defaults during C_CreateObject (26 times for a certificate; on ext4 each rewrite waits for
-  // the previous write-back) and 3 times for a copy. A module that refuses a step (no
-  // C_CopyObject, no session objects of the class, CKA_TOKEN not changeable, or a copy that
-  // does not hold every value of `object`, e.g. one that stays a session object) gets the plain
-  // C_CreateObject; any other failure (token removed, session gone) throws. `object` is left
+  // the previous write-back) and 3 times for a copy. A module without C_CopyObject, or one that
+  // refuses the session object or the copy before writing anything, gets the plain
+  // C_CreateObject; so does a copy that does not hold every value of `object` (it is destroyed).
+  // Any other failure (token removed, session gone, a failed write) throws. `object` is left
   // saying CKA_TOKEN true.
   ObjectHandle create_on_token(AttributeTemplate& object);
   // Whether `object` has every attribute of `expected` with exactly its value.
