@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "process.hpp"
@@ -325,7 +326,14 @@ TEST_CASE("create_on_token: a session object copied onto the token; refusals fal
   };
   auto calls = [&](const char* name) { return count_lines(qscd::test::slurp(counts), name); };
 
-  SUBCASE("SoftHSM2 copies: one C_CopyObject, the session object destroyed") {
+  // One write with the shim set as `variable`=`value` says (nothing when null); then the token
+  // holds the one object and the module saw that many C_CreateObject, C_CopyObject, C_DestroyObject.
+  struct Calls {
+    int create, copy, destroy;
+  };
+  auto write_under = [&](const char* variable, const char* value, Calls expected) {
+    std::optional<ScopedEnv> shim_setting;
+    if (variable != nullptr) shim_setting.emplace(variable, value);
     Module module(shim_path());
     {
       Session session = logged_in(module, select_token(module, std::nullopt));
@@ -333,57 +341,23 @@ TEST_CASE("create_on_token: a session object copied onto the token; refusals fal
       no_session_objects(session);
     }
     check_on_token(module);
-    CHECK(calls("C_CreateObject") == 1);
-    CHECK(calls("C_CopyObject") == 1);
-    CHECK(calls("C_DestroyObject") == 1);
-  }
+    CHECK(calls("C_CreateObject") == expected.create);
+    CHECK(calls("C_CopyObject") == expected.copy);
+    CHECK(calls("C_DestroyObject") == expected.destroy);
+  };
+
+  SUBCASE("SoftHSM2 copies: one C_CopyObject, the session object destroyed") { write_under(nullptr, "", {1, 1, 1}); }
   SUBCASE("a module without C_CopyObject (NULL in its list) gets C_CreateObject, nothing staged") {
-    ScopedEnv absent("QSCD_SHIM_ABSENT", "C_CopyObject");
-    Module module(shim_path());
-    {
-      Session session = logged_in(module, select_token(module, std::nullopt));
-      make(session);
-    }
-    check_on_token(module);
-    CHECK(calls("C_CreateObject") == 1);
-    CHECK(calls("C_DestroyObject") == 0);
+    write_under("QSCD_SHIM_ABSENT", "C_CopyObject", {1, 0, 0});
   }
   SUBCASE("a copy refused with CKR_FUNCTION_NOT_SUPPORTED: C_CreateObject of the token object") {
-    Module module(shim_path());
-    {
-      ScopedEnv refuse("QSCD_SHIM_FAIL", "C_CopyObject:CKR_FUNCTION_NOT_SUPPORTED");
-      Session session = logged_in(module, select_token(module, std::nullopt));
-      make(session);
-      no_session_objects(session);
-    }
-    check_on_token(module);
-    CHECK(calls("C_CreateObject") == 2);
-    CHECK(calls("C_DestroyObject") == 1);
+    write_under("QSCD_SHIM_FAIL", "C_CopyObject:CKR_FUNCTION_NOT_SUPPORTED", {2, 1, 1});
   }
   SUBCASE("a copy that stays a session object does not hold the template: destroyed, C_CreateObject") {
-    Module module(shim_path());
-    {
-      ScopedEnv ignore_token("QSCD_SHIM_SET_TOKEN", "C_CopyObject:false");
-      Session session = logged_in(module, select_token(module, std::nullopt));
-      make(session);
-      no_session_objects(session);
-    }
-    check_on_token(module);
-    CHECK(calls("C_CopyObject") == 1);
-    CHECK(calls("C_CreateObject") == 2);
-    CHECK(calls("C_DestroyObject") == 2);
+    write_under("QSCD_SHIM_SET_TOKEN", "C_CopyObject:false", {2, 1, 2});
   }
   SUBCASE("a module that puts the staged object on the token anyway: kept, not copied") {
-    Module module(shim_path());
-    {
-      ScopedEnv ignore_token("QSCD_SHIM_SET_TOKEN", "C_CreateObject:true");
-      Session session = logged_in(module, select_token(module, std::nullopt));
-      make(session);
-    }
-    check_on_token(module);
-    CHECK(calls("C_CreateObject") == 1);
-    CHECK(calls("C_CopyObject") == 0);
-    CHECK(calls("C_DestroyObject") == 0);
+    write_under("QSCD_SHIM_SET_TOKEN", "C_CreateObject:true", {1, 0, 0});
   }
   SUBCASE("a module that refuses the session object gets C_CreateObject too (which it then also refuses)") {
     Module module(shim_path());
