@@ -89,25 +89,6 @@ ObjectHandle Session::create(const AttributeTemplate& object) {
 
 namespace {
 
-// How a module says it does not make session objects of this kind. Nothing is on the token yet,
-// so any refusal of the template or of session objects falls back to C_CreateObject.
-bool refuses_session_object(CK_RV rv) {
-  switch (rv) {
-    case CKR_FUNCTION_NOT_SUPPORTED:
-    case CKR_FUNCTION_FAILED:
-    case CKR_ACTION_PROHIBITED:
-    case CKR_ATTRIBUTE_READ_ONLY:
-    case CKR_ATTRIBUTE_TYPE_INVALID:
-    case CKR_ATTRIBUTE_VALUE_INVALID:
-    case CKR_TEMPLATE_INCOMPLETE:
-    case CKR_TEMPLATE_INCONSISTENT:
-    case CKR_DEVICE_MEMORY:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // How a module says it does not copy this object onto the token: answers given before anything
 // is written. Not CKR_FUNCTION_FAILED or CKR_DEVICE_ERROR: those may come after the copy was
 // written (SoftHSM2 answers CKR_FUNCTION_FAILED when storing it fails), and a second write
@@ -126,6 +107,12 @@ bool refuses_copy(CK_RV rv) {
   }
 }
 
+// How a module says it does not make session objects of this kind: the same answers, and, since
+// nothing is on the token yet, those that could otherwise mean a half-done write.
+bool refuses_session_object(CK_RV rv) {
+  return refuses_copy(rv) || rv == CKR_FUNCTION_FAILED || rv == CKR_TEMPLATE_INCOMPLETE || rv == CKR_DEVICE_MEMORY;
+}
+
 }  // namespace
 
 ObjectHandle Session::create_on_token(AttributeTemplate& object) {
@@ -139,12 +126,9 @@ ObjectHandle Session::create_on_token(AttributeTemplate& object) {
     if (!refuses_session_object(rv)) throw CallError(rv, "C_CreateObject", site_);
     return create(object);
   }
-  // A module that ignored CKA_TOKEN false has written it to the token already.
-  if (flag(staged, CKA_TOKEN) == true) {
-    if (holds(staged, object)) return staged;
-    destroy(staged);
-    return create(object);
-  }
+  // `object` says CKA_TOKEN true now: a module that ignored CKA_TOKEN false has made the token
+  // object already. Otherwise the staged object goes below, whatever it holds.
+  if (holds(staged, object)) return staged;
   AttributeTemplate onto_token;
   onto_token.token(true);
   ObjectHandle copied = CK_INVALID_HANDLE;
