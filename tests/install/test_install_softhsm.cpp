@@ -146,10 +146,12 @@ TEST_CASE("a module that cannot destroy the staged session object: the install s
   auto trust = f.write("root.pem", test_pki::pem(f.ca.root.get()));
   const char* shim = std::getenv("QSCD_P11SHIM");
   REQUIRE(shim != nullptr);
-  ::setenv("QSCD_SHIM_FAIL", "C_DestroyObject:CKR_FUNCTION_FAILED", 1);
-  auto installed = run_agent({"install", "--key", f.key_uri, "--cert", chain, "--trust", trust, "--json", "--module",
-                              shim, "--state-dir", (f.dir.path() / "state").string()});
-  ::unsetenv("QSCD_SHIM_FAIL");
+  qscd::test::Outcome installed;
+  {
+    qscd::test::ScopedEnv fail_destroy("QSCD_SHIM_FAIL", "C_DestroyObject:CKR_FUNCTION_FAILED");
+    installed = run_agent({"install", "--key", f.key_uri, "--cert", chain, "--trust", trust, "--json", "--module", shim,
+                           "--state-dir", (f.dir.path() / "state").string()});
+  }
   REQUIRE_MESSAGE(installed.exit == 0, installed.err);
   std::string objects = f.objects();
   CAPTURE(objects);

@@ -23,6 +23,7 @@
 #include "softhsm.hpp"
 
 using namespace qscd::p11;
+using qscd::test::ScopedEnv;
 using qscd::test::SoftHsm;
 using qscd::test::softhsm_module;
 
@@ -43,19 +44,6 @@ std::string shim_path() {
   REQUIRE(path != nullptr);
   return path;
 }
-
-// Sets an environment variable for a scope: a failed REQUIRE cannot leave it set for the
-// test cases after it.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) { ::setenv(name, value.c_str(), 1); }
-  ~ScopedEnv() { ::unsetenv(name_); }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-};
 
 int count_lines(const std::string& text, const std::string& line) {
   int n = 0;

@@ -16,6 +16,19 @@
 
 namespace qscd::test {
 
+// Sets an environment variable for a scope (unset again at its end, also when a REQUIRE fails),
+// so a child process or the module under test sees it and the test cases after it do not.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) { ::setenv(name, value.c_str(), 1); }
+  ~ScopedEnv() { ::unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
+
 struct Outcome {
   int exit = -1;
   std::string out;
