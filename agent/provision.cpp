@@ -35,6 +35,14 @@ namespace {
 
 using std::chrono::seconds;
 
+// The token's keys of `object_class` labelled `label`. Token objects only: a session object left
+// by the key pair's staging (p11::generate_key_pair) is not the job's key.
+p11::AttributeTemplate job_keys(CK_OBJECT_CLASS object_class, const std::string& label) {
+  p11::AttributeTemplate query;
+  query.object_class(object_class).token(true).label(label);
+  return query;
+}
+
 // The key the token will make, as inspect_csr() describes a CSR's key: what the order's
 // documented rules are checked against before the token is touched.
 api::CsrInfo planned_csr(const p11::KeyType& type, const csr::Subject& subject) {
@@ -348,7 +356,8 @@ class TokenRun {
     if (key_ && key_->id_hex == job.key_id_hex) return key_->handle;
     const p11::Bytes id = p11::parse_hex_id(job.key_id_hex);
     p11::AttributeTemplate query;
-    query.object_class(CKO_PRIVATE_KEY).id(id);
+    // Token objects only: a session object left by the key pair's staging is not the job's key.
+    query.object_class(CKO_PRIVATE_KEY).token(true).id(id);
     const auto keys = session_.find(query);
     if (keys.size() != 1) {
       throw TokenError("job " + std::to_string(job.id) + ": token '" + token_.label + "' holds " +
@@ -370,11 +379,11 @@ class TokenRun {
   }
 
   // Generates the pair, or finds the one a killed run generated (same label): keys are never
-  // multiplied by a crash.
+  // multiplied by a crash. A public key a killed run left without its private half (the pair is
+  // copied onto the token public half first, p11::generate_key_pair) is removed: the job owns the
+  // label, which no key had when the job was created.
   StepResult generate(const Job& job) {
-    p11::AttributeTemplate query;
-    query.object_class(CKO_PRIVATE_KEY).label(job.key.key_label);
-    const auto found = session_.find(query);
+    const auto found = session_.find(job_keys(CKO_PRIVATE_KEY, job.key.key_label));
     if (found.size() > 1) {
       throw TokenError("token '" + token_.label + "' holds " + std::to_string(found.size()) + " private keys labelled '" +
                        job.key.key_label + "'; remove the extra ones or provision one of them with --key");
@@ -390,6 +399,9 @@ class TokenRun {
       detail = "found the key pair an interrupted run generated (id " + p11::to_hex(id) + ")";
     } else {
       if (!key_type_) throw UsageError("--key-type", "needed to generate the key pair of job " + std::to_string(job.id));
+      const auto orphans = session_.find(job_keys(CKO_PUBLIC_KEY, job.key.key_label));
+      for (p11::ObjectHandle orphan : orphans) session_.destroy(orphan);
+      if (!orphans.empty()) say("removed the public key an interrupted run left without its private key");
       p11::KeyGenRequest request;
       request.type = *key_type_;
       request.label = job.key.key_label;
@@ -679,15 +691,24 @@ ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
       fresh.initial_state = JobState::have_key_pair;
       fresh.key_id_hex = p11::to_hex(id);
     } else {
-      // A key with this label that no job owns is not ours to take over silently.
-      p11::AttributeTemplate query;
-      query.object_class(CKO_PRIVATE_KEY).label(label);
-      const auto existing = run.session().find(query);
-      if (!existing.empty()) {
-        auto id = run.session().bytes(existing.front(), CKA_ID).value_or(p11::Bytes{});
-        throw UsageError("--label", "token '" + token.label + "' already holds a key labelled '" + label +
-                                        "'; provision it with --key '" + p11::object_uri(token, id, label) +
-                                        "', or choose another --label");
+      // A key with this label that no job owns is not ours to take over silently; nor is a public
+      // key without its private half, which a resume of this job would remove as its own.
+      p11::AttributeTemplate labelled;
+      labelled.token(true).label(label);
+      bool public_key_found = false;
+      for (p11::ObjectHandle object : run.session().find(labelled)) {
+        const auto object_class = run.session().ulong(object, CKA_CLASS);
+        if (object_class == CKO_PRIVATE_KEY) {
+          auto id = run.session().bytes(object, CKA_ID).value_or(p11::Bytes{});
+          throw UsageError("--label", "token '" + token.label + "' already holds a key labelled '" + label +
+                                          "'; provision it with --key '" + p11::object_uri(token, id, label) +
+                                          "', or choose another --label");
+        }
+        public_key_found = public_key_found || object_class == CKO_PUBLIC_KEY;
+      }
+      if (public_key_found) {
+        throw UsageError("--label", "token '" + token.label + "' already holds a public key labelled '" + label +
+                                        "' without its private key; remove it or choose another --label");
       }
       if (p.id) {
         if (!p11::find_by_id(run.session(), *p.id).empty()) {

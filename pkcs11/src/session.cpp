@@ -4,9 +4,13 @@
 #include <utility>
 
 #include "call.hpp"
+#include "refusals.hpp"
 #include "qscd/pkcs11/module.hpp"
 
 namespace qscd::p11 {
+
+using detail::refuses_copy;
+using detail::refuses_session_object;
 
 namespace {
 
@@ -87,34 +91,6 @@ ObjectHandle Session::create(const AttributeTemplate& object) {
   return handle;
 }
 
-namespace {
-
-// How a module says it does not copy this object onto the token: answers given before anything
-// is written. Not CKR_FUNCTION_FAILED or CKR_DEVICE_ERROR: those may come after the copy was
-// written (SoftHSM2 answers CKR_FUNCTION_FAILED when storing it fails), and a second write
-// could then leave two objects.
-bool refuses_copy(CK_RV rv) {
-  switch (rv) {
-    case CKR_FUNCTION_NOT_SUPPORTED:
-    case CKR_ACTION_PROHIBITED:
-    case CKR_ATTRIBUTE_READ_ONLY:
-    case CKR_ATTRIBUTE_TYPE_INVALID:
-    case CKR_ATTRIBUTE_VALUE_INVALID:
-    case CKR_TEMPLATE_INCONSISTENT:
-      return true;
-    default:
-      return false;
-  }
-}
-
-// How a module says it does not make session objects of this kind: the same answers, and, since
-// nothing is on the token yet, those that could otherwise mean a half-done write.
-bool refuses_session_object(CK_RV rv) {
-  return refuses_copy(rv) || rv == CKR_FUNCTION_FAILED || rv == CKR_TEMPLATE_INCOMPLETE || rv == CKR_DEVICE_MEMORY;
-}
-
-}  // namespace
-
 ObjectHandle Session::create_on_token(AttributeTemplate& object) {
   object.token(true);
   if (functions_->C_CopyObject == nullptr || functions_->C_DestroyObject == nullptr) return create(object);
@@ -129,21 +105,25 @@ ObjectHandle Session::create_on_token(AttributeTemplate& object) {
   // `object` says CKA_TOKEN true now: a module that ignored CKA_TOKEN false has made the token
   // object already. Otherwise the staged object goes below, whatever it holds.
   if (holds(staged, object)) return staged;
-  AttributeTemplate onto_token;
-  onto_token.token(true);
+  if (auto copied = copy_onto_token(staged, AttributeTemplate{}, object)) return *copied;
+  return create(object);
+}
+
+std::optional<ObjectHandle> Session::copy_onto_token(ObjectHandle staged, AttributeTemplate changes,
+                                                     const AttributeTemplate& expected) {
+  changes.token(true);
   ObjectHandle copied = CK_INVALID_HANDLE;
-  rv = QSCD_P11_CALL_RAW(functions_, site_, C_CopyObject, handle_, staged, onto_token.data(), onto_token.size(),
-                         &copied);
-  // A session object the module cannot destroy goes with the session; the certificate lookups
+  CK_RV rv = QSCD_P11_CALL_RAW(functions_, site_, C_CopyObject, handle_, staged, changes.data(), changes.size(), &copied);
+  // A session object the module cannot destroy goes with the session; the lookups that matter
   // ask for CKA_TOKEN true, so it is never mistaken for the token's copy.
   QSCD_P11_CALL_NOEXCEPT(functions_, C_DestroyObject, handle_, staged);
   if (rv != CKR_OK) {
     if (!refuses_copy(rv)) throw CallError(rv, "C_CopyObject", site_);
-    return create(object);
+    return std::nullopt;
   }
-  if (!holds(copied, object)) {
+  if (!holds(copied, expected)) {
     destroy(copied);
-    return create(object);
+    return std::nullopt;
   }
   return copied;
 }

@@ -217,15 +217,21 @@ class Workspace {
   // Another token on the same SoftHSM2, with the same PINs (for --all).
   void add_token(const std::string& label) { hsm_.add_token(label, "12345678", user_pin); }
   [[nodiscard]] std::string state_dir() const { return path("state"); }
+  // The PKCS#11 module every agent run gets (SoftHSM2 unless a test puts the fault shim over it),
+  // and variables added to every agent run's environment (the shim's knobs).
+  void use_module(const std::string& module) { module_ = module; }
+  void set_env(const std::string& name, const std::string& value) { env_[name] = value; }
+  void unset_env(const std::string& name) { env_.erase(name); }
 
   // qscd-agent with the global options first, then `args`; the API key and `env` in its environment.
   test::ProcessResult agent(const CertCentralSim& sim, const std::vector<std::string>& args,
                             const std::map<std::string, std::string>& env = {}) const {
-    std::vector<std::string> full = {test::agent_binary(), "--config", config_file_, "--module", test::softhsm_module,
+    std::vector<std::string> full = {test::agent_binary(), "--config", config_file_, "--module", module_,
                                      "--state-dir", state_dir(), "--api-url", sim.url(), "--ca-file", sim.ca_file(),
                                      "--api-key-source", "env:CERTCENTRAL_API_KEY"};
     full.insert(full.end(), args.begin(), args.end());
-    std::map<std::string, std::string> merged = {{"CERTCENTRAL_API_KEY", CertCentralSim::api_key}};
+    std::map<std::string, std::string> merged = env_;
+    merged["CERTCENTRAL_API_KEY"] = CertCentralSim::api_key;
     for (const auto& [name, value] : env) merged[name] = value;
     return test::run_process(full, merged);
   }
@@ -299,6 +305,8 @@ class Workspace {
   ScratchDir dir_;
   std::string pin_file_;
   std::string config_file_;
+  std::string module_ = test::softhsm_module;
+  std::map<std::string, std::string> env_;
 };
 
 // Nothing happened anywhere: no object on the token, no request at the CA, no job.

@@ -353,6 +353,38 @@ TEST_CASE("--timeout reached while the CA works: exit 5, the order placed once, 
   CHECK(count_objects(ws.objects(), certificate) == 0);
 }
 
+TEST_CASE("a public key already labelled as the new job's key, without its private key: exit 2, nothing changed") {
+  // A resume removes a lone public key under its job's label as the one its killed run left, so a
+  // new job must not start on a label some other public key already has.
+  CertCentralSim sim({"--auto-approve"});
+  Workspace ws;
+  const std::string key_file = ws.path("lone.pem");
+  const std::string public_file = ws.path("lone.der");
+  auto made = qscd::test::run_command({"openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                                       "-out", key_file});
+  REQUIRE_MESSAGE(made.exit == 0, made.err);
+  auto exported = qscd::test::run_command({"openssl", "pkey", "-in", key_file, "-pubout", "-outform", "DER", "-out", public_file});
+  REQUIRE_MESSAGE(exported.exit == 0, exported.err);
+  auto written = qscd::test::run_command({"pkcs11-tool", "--module", qscd::test::softhsm_module, "--token-label", token_label,
+                                          "--login", "--pin", user_pin, "--write-object", public_file, "--type",
+                                          "pubkey", "--label", "lone", "--id", "07"});
+  REQUIRE_MESSAGE(written.exit == 0, written.err);
+
+  Provision p = quick_job("lone");
+  auto refused = ws.provision(sim, p);
+  CHECK(refused.exit_code == 2);
+  CHECK(refused.err.find("--label") != std::string::npos);
+  CHECK(refused.err.find("already holds a public key labelled 'lone' without its private key") != std::string::npos);
+  auto objects = ws.objects();
+  CHECK(objects.size() == 1);
+  CHECK(count_objects(objects, public_key, "lone") == 1);
+  // Nothing at the CA either: at most the read-only check of the API key, made after the login.
+  for (const auto& line : settled_audit(sim)) CHECK(line.value("method", "") == "GET");
+  auto jobs = ws.agent(sim, {"--json", "jobs"});
+  REQUIRE_MESSAGE(jobs.exit_code == 0, jobs.err);
+  CHECK(json::parse(jobs.out)["jobs"].empty());
+}
+
 TEST_CASE("provision --key uses a key made beforehand: no second key, the certificate on that key") {
   CertCentralSim sim({"--auto-approve"});
   Workspace ws;

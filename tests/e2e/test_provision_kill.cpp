@@ -120,3 +120,37 @@ TEST_CASE("killed after the POST, before the order id is stored: the resume adop
   };
   CHECK(flat(orders[order_id]["certificate"]["csr"].get<std::string>()) == flat(evidence["csr_pem"].get<std::string>()));
 }
+
+TEST_CASE("killed between the key pair's two copies onto the token: the resume removes the lone public key, then finishes") {
+  const char* shim = std::getenv("QSCD_P11SHIM");
+  REQUIRE_MESSAGE(shim != nullptr, "QSCD_P11SHIM is not set; run through ctest");
+  CertCentralSim sim({"--auto-approve"});
+  Workspace ws;
+  ws.use_module(shim);
+  Provision p = quick_job("halfway");
+  // The fault shim kills the agent as it asks for the second copy: the private half's, since the
+  // public half goes first (a private key alone could not give the resume its CSR's public key).
+  ws.set_env("QSCD_SHIM_KILL", "C_CopyObject@2");
+  auto killed = ws.provision(sim, p);
+  REQUIRE_MESSAGE(killed.exit_code == killed_by_sigkill, "exit " << killed.exit_code << "\n" << killed.err);
+  auto left = ws.objects();
+  CHECK(left.size() == 1);
+  CHECK(count_objects(left, public_key, p.label) == 1);
+  CHECK(order_posts(sim, p.product).empty());
+
+  ws.unset_env("QSCD_SHIM_KILL");
+  auto resumed = ws.provision(sim, p);
+  REQUIRE_MESSAGE(resumed.exit_code == 0, "exit " << resumed.exit_code << "\nstderr: " << resumed.err);
+  CHECK(resumed.err.find("removed the public key an interrupted run left without its private key") != std::string::npos);
+  CHECK(order_posts(sim, p.product).size() == 1);
+  auto objects = ws.objects();
+  CHECK(count_objects(objects, private_key, p.label) == 1);
+  CHECK(count_objects(objects, public_key, p.label) == 1);
+  CHECK(count_objects(objects, certificate, p.label) == 1);
+  const TokenObject* priv = find_object(objects, private_key, p.label);
+  const TokenObject* pub = find_object(objects, public_key, p.label);
+  const TokenObject* cert = find_object(objects, certificate, p.label);
+  REQUIRE((priv != nullptr && pub != nullptr && cert != nullptr));
+  CHECK(lower(pub->field("ID")) == lower(priv->field("ID")));
+  CHECK(lower(cert->field("ID")) == lower(priv->field("ID")));
+}

@@ -3,20 +3,26 @@
 // (default SoftHSM2). Controlled by the environment, read at each call:
 //   QSCD_SHIM_COUNT_FILE=path          append one line per call ("C_Login")
 //   QSCD_SHIM_FAIL=C_Sign:CKR_DEVICE_REMOVED[,C_X:CKR_Y]
-//                                      answer that CKR without calling the module
+//                                      answer that CKR without calling the module; C_X@2:CKR_Y
+//                                      only for the 2nd call of C_X since C_Initialize
+//   QSCD_SHIM_KILL=C_CopyObject@2      SIGKILL the process at that call, before the module sees it:
+//                                      a crash in the middle of a library function
 //   QSCD_SHIM_TOKEN_FLAGS_OR=CKF_USER_PIN_LOCKED|CKF_USER_PIN_FINAL_TRY|0x...
 //                                      ORed into CK_TOKEN_INFO.flags
 //   QSCD_SHIM_ABSENT=C_CopyObject[,C_X] NULL in the function list C_GetFunctionList hands out
 //                                      (read at that call): a module without those functions
-//   QSCD_SHIM_SET_TOKEN=C_CreateObject:true[,C_CopyObject:false]
-//                                      CKA_TOKEN in that call's template replaced by the value:
+//   QSCD_SHIM_SET_TOKEN=C_CreateObject:true[,C_CopyObject:false][,C_GenerateKeyPair:true]
+//                                      CKA_TOKEN in that call's template(s) replaced by the value:
 //                                      a module that ignores what the caller asked for
 #include <dlfcn.h>
+#include <signal.h>
+#include <unistd.h>
 #include <p11-kit/pkcs11.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -53,9 +59,21 @@ void count(const char* name) {
   }
 }
 
+// Calls of each function since the last C_Initialize (1 for the first): what "C_X@N" entries
+// match. Counted from C_Initialize because the shim may stay loaded after C_Finalize.
+std::map<std::string, unsigned long, std::less<>> g_calls;
+
+unsigned long note_call(std::string_view name) {
+  std::lock_guard lock(g_mutex);
+  if (name == "C_Initialize") g_calls.clear();
+  auto [at, added] = g_calls.try_emplace(std::string(name), 0);
+  return ++at->second;
+}
+
 // Whether `name` is in the comma-separated list in the environment variable `variable`
-// (an entry may carry ":value" after the name; `value` receives it).
-bool listed(const char* variable, std::string_view name, std::string_view* value = nullptr) {
+// (an entry may carry ":value" after the name; `value` receives it). An entry "C_X@N" names only
+// the Nth call of C_X, `call` being this call's number (0: any entry with "@" does not match).
+bool listed(const char* variable, std::string_view name, std::string_view* value = nullptr, unsigned long call = 0) {
   const char* spec = std::getenv(variable);
   if (spec == nullptr) return false;
   std::string_view rest(spec);
@@ -64,19 +82,29 @@ bool listed(const char* variable, std::string_view name, std::string_view* value
     std::string_view entry = rest.substr(0, comma);
     rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
     auto colon = entry.find(':');
-    if (entry.substr(0, colon) != name) continue;
+    std::string_view function = entry.substr(0, colon);
+    if (auto at = function.find('@'); at != std::string_view::npos) {
+      if (std::to_string(call) != function.substr(at + 1)) continue;
+      function = function.substr(0, at);
+    }
+    if (function != name) continue;
     if (value != nullptr) *value = colon == std::string_view::npos ? std::string_view{} : entry.substr(colon + 1);
     return true;
   }
   return false;
 }
 
-// The CKR QSCD_SHIM_FAIL assigns to `name`, if any.
-std::optional<CK_RV> injected_failure(std::string_view name) {
+// The CKR QSCD_SHIM_FAIL assigns to this call of `name`, if any.
+std::optional<CK_RV> injected_failure(std::string_view name, unsigned long call) {
   std::string_view value;
-  if (!listed("QSCD_SHIM_FAIL", name, &value)) return std::nullopt;
+  if (!listed("QSCD_SHIM_FAIL", name, &value, call)) return std::nullopt;
   if (auto rv = qscd::p11::rv_from_name(value)) return rv;
   return CKR_GENERAL_ERROR;
+}
+
+// QSCD_SHIM_KILL: the process dies here as a kill -9 would have it, mid-call.
+void injected_crash(std::string_view name, unsigned long call) {
+  if (listed("QSCD_SHIM_KILL", name, nullptr, call)) ::kill(::getpid(), SIGKILL);
 }
 
 // `attributes` with CKA_TOKEN as QSCD_SHIM_SET_TOKEN says for `name` (unchanged if it says nothing).
@@ -137,7 +165,9 @@ struct Forward<CK_RV (*)(Args...)> {
   template <auto Member, const char* Name>
   static CK_RV call(Args... args) {
     count(Name);
-    if (auto rv = injected_failure(Name)) return *rv;
+    const unsigned long call = note_call(Name);
+    injected_crash(Name, call);
+    if (auto rv = injected_failure(Name, call)) return *rv;
     CK_FUNCTION_LIST* real = target();
     if (real == nullptr) return CKR_GENERAL_ERROR;
     if (real->*Member == nullptr) return CKR_FUNCTION_NOT_SUPPORTED;
@@ -186,6 +216,18 @@ CK_RV copy_object(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE source, CK_ATTRIBU
       session, source, changed.data(), static_cast<CK_ULONG>(changed.size()), object);
 }
 
+CK_RV generate_key_pair(CK_SESSION_HANDLE session, CK_MECHANISM* mechanism, CK_ATTRIBUTE* public_template,
+                        CK_ULONG public_count, CK_ATTRIBUTE* private_template, CK_ULONG private_count,
+                        CK_OBJECT_HANDLE* public_key, CK_OBJECT_HANDLE* private_key) {
+  CK_BBOOL public_token = CK_FALSE;
+  CK_BBOOL private_token = CK_FALSE;
+  auto public_changed = with_token_flag(name_C_GenerateKeyPair, public_template, public_count, &public_token);
+  auto private_changed = with_token_flag(name_C_GenerateKeyPair, private_template, private_count, &private_token);
+  return Forward<CK_C_GenerateKeyPair>::call<&CK_FUNCTION_LIST::C_GenerateKeyPair, name_C_GenerateKeyPair>(
+      session, mechanism, public_changed.data(), static_cast<CK_ULONG>(public_changed.size()), private_changed.data(),
+      static_cast<CK_ULONG>(private_changed.size()), public_key, private_key);
+}
+
 CK_RV get_function_list(CK_FUNCTION_LIST** list);
 
 CK_FUNCTION_LIST make_list() {
@@ -198,6 +240,7 @@ CK_FUNCTION_LIST make_list() {
   list.C_GetTokenInfo = &get_token_info;
   list.C_CreateObject = &create_object;
   list.C_CopyObject = &copy_object;
+  list.C_GenerateKeyPair = &generate_key_pair;
   list.C_GetFunctionList = &get_function_list;
   return list;
 }

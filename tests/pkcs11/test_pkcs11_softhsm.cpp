@@ -470,13 +470,98 @@ TEST_CASE("the shim fails a chosen function; the funnel names it, the slot and t
 TEST_CASE("a failure after generation destroys the half-made pair") {
   SoftHsm hsm;
   hsm.add_token("cleanup");
+  std::optional<ScopedEnv> no_copy;
+  const char* failure = nullptr;
+  const char* expected = nullptr;
+  SUBCASE("generated on the token: setting the final id fails") {
+    no_copy.emplace("QSCD_SHIM_ABSENT", "C_CopyObject");
+    failure = "C_SetAttributeValue:CKR_DEVICE_ERROR";
+    expected = "C_SetAttributeValue failed with CKR_DEVICE_ERROR";
+  }
+  SUBCASE("generated as session objects: the private half's copy fails after the public one's") {
+    failure = "C_CopyObject@2:CKR_DEVICE_ERROR";
+    expected = "C_CopyObject failed with CKR_DEVICE_ERROR";
+  }
   Module module(shim_path());
   Session session = logged_in(module, select_token(module, std::nullopt));
-  ::setenv("QSCD_SHIM_FAIL", "C_SetAttributeValue:CKR_DEVICE_ERROR", 1);
-  CHECK_THROWS_WITH_AS(generate_key_pair(session, {parse_key_type("ec:p256"), "orphan", std::nullopt, false}),
-                       doctest::Contains("C_SetAttributeValue failed with CKR_DEVICE_ERROR"), CallError);
-  ::unsetenv("QSCD_SHIM_FAIL");
+  {
+    ScopedEnv fail("QSCD_SHIM_FAIL", failure);
+    CHECK_THROWS_WITH_AS(generate_key_pair(session, {parse_key_type("ec:p256"), "orphan", std::nullopt, false}),
+                         doctest::Contains(expected), CallError);
+  }
   CHECK(session.find(AttributeTemplate{}).empty());
+}
+
+TEST_CASE("generate_key_pair: a session pair copied onto the token, public half first; refusals fall back") {
+  SoftHsm hsm;
+  hsm.add_token("pairs");
+  const std::string counts = (hsm.dir() / "calls").string();
+  ScopedEnv count_calls("QSCD_SHIM_COUNT_FILE", counts);
+  auto calls = [&](const char* name) { return count_lines(qscd::test::slurp(counts), name); };
+  std::optional<Bytes> id;
+  SUBCASE("default id (SHA-1 of the point)") {}
+  SUBCASE("given id") { id = Bytes{0x42}; }
+
+  // One generation with the shim set as `variable`=`value` says (nothing when null); then the token
+  // holds one pair, as a key generated there would be, and the module saw that many
+  // C_GenerateKeyPair and C_CopyObject calls.
+  auto generate_under = [&](const char* variable, const char* value, int generations, int copies) {
+    std::optional<ScopedEnv> shim_setting;
+    if (variable != nullptr) shim_setting.emplace(variable, value);
+    Module module(shim_path());
+    Session session = logged_in(module, select_token(module, std::nullopt));
+    const KeyPair pair = generate_key_pair(session, {parse_key_type("ec:p256"), "pair", id, false});
+    if (id) CHECK(pair.id == *id);
+    AttributeTemplate session_objects;
+    session_objects.token(false);
+    CHECK(session.find(session_objects).empty());
+    const std::vector<ObjectHandle> all = session.find(AttributeTemplate{});
+    REQUIRE(all.size() == 2);
+    for (ObjectHandle object : all) {
+      CHECK(session.flag(object, CKA_TOKEN) == true);
+      CHECK(session.bytes(object, CKA_ID) == pair.id);
+      CHECK(session.attribute(object, CKA_LABEL).as_string() == "pair");
+      CHECK(session.flag(object, CKA_LOCAL) == true);
+      CHECK(session.ulong(object, CKA_KEY_GEN_MECHANISM) == CKM_EC_KEY_PAIR_GEN);
+    }
+    CHECK(session.flag(pair.private_key, CKA_ALWAYS_SENSITIVE) == true);
+    CHECK(session.flag(pair.private_key, CKA_NEVER_EXTRACTABLE) == true);
+    CHECK(session.flag(pair.private_key, CKA_EXTRACTABLE) == false);
+    CHECK(find_public_key(session, pair.private_key) == pair.public_key);
+    if (!id) {
+      EvpPkeyPtr key = public_key(session, pair.public_key);
+      unsigned char* encoded = nullptr;
+      const std::size_t size = EVP_PKEY_get1_encoded_public_key(key.get(), &encoded);
+      Bytes digest(SHA_DIGEST_LENGTH);
+      SHA1(encoded, size, digest.data());
+      OPENSSL_free(encoded);
+      CHECK(pair.id == digest);
+    }
+    unsigned char message[32] = {};
+    CHECK(sign(session, pair.private_key, CKM_ECDSA, message).size() == 64);
+    CHECK(calls("C_GenerateKeyPair") == generations);
+    CHECK(calls("C_CopyObject") == copies);
+  };
+
+  SUBCASE("SoftHSM2 copies both halves") { generate_under(nullptr, "", 1, 2); }
+  SUBCASE("a module without C_CopyObject: generated on the token") {
+    generate_under("QSCD_SHIM_ABSENT", "C_CopyObject", 1, 0);
+  }
+  SUBCASE("session keys refused: generated on the token") {
+    generate_under("QSCD_SHIM_FAIL", "C_GenerateKeyPair@1:CKR_TEMPLATE_INCONSISTENT", 2, 0);
+  }
+  SUBCASE("the public half's copy refused: generated on the token") {
+    generate_under("QSCD_SHIM_FAIL", "C_CopyObject@1:CKR_FUNCTION_NOT_SUPPORTED", 2, 1);
+  }
+  SUBCASE("the private half's copy refused: the public copy destroyed, generated on the token") {
+    generate_under("QSCD_SHIM_FAIL", "C_CopyObject@2:CKR_ACTION_PROHIBITED", 2, 2);
+  }
+  SUBCASE("a copy that stays a session object is not the key: destroyed, generated on the token") {
+    generate_under("QSCD_SHIM_SET_TOKEN", "C_CopyObject:false", 2, 1);
+  }
+  SUBCASE("a module that makes token keys whatever CKA_TOKEN says: kept, not copied") {
+    generate_under("QSCD_SHIM_SET_TOKEN", "C_GenerateKeyPair:true", 1, 0);
+  }
 }
 
 TEST_CASE("token admin: init a blank token, change both PINs, unblock") {

@@ -65,6 +65,12 @@ class Session {
   // Any other failure (token removed, session gone, a failed write) throws. `object` is left
   // saying CKA_TOKEN true.
   ObjectHandle create_on_token(AttributeTemplate& object);
+  // The session object `staged` copied onto the token (C_CopyObject with `changes` and CKA_TOKEN
+  // true); `staged` is destroyed either way. The copy when it holds every value of `expected`
+  // (which says CKA_TOKEN true); nullopt when the module refused the copy before writing anything,
+  // or when the copy does not hold `expected` (it is destroyed). Any other failure throws.
+  std::optional<ObjectHandle> copy_onto_token(ObjectHandle staged, AttributeTemplate changes,
+                                              const AttributeTemplate& expected);
   // Whether `object` has every attribute of `expected` with exactly its value.
   [[nodiscard]] bool holds(ObjectHandle object, const AttributeTemplate& expected) const;
   void destroy(ObjectHandle object);
