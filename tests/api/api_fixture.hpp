@@ -3,6 +3,7 @@
 // certcentral-sim, and order bodies for the products that matter.
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,16 +18,27 @@ class FakeClock final : public api::Clock {
  public:
   [[nodiscard]] time_point now() const override {
     std::lock_guard lock(mutex_);
+    last_seen() = now_;
     return now_;
   }
+  // A thread that read T and sleeps d wakes at T + d, as with real time: threads sleeping at once
+  // do not add their sleeps up (which made 4 threads' waits overshoot under load).
   void sleep_for(duration how_long) override {
     std::lock_guard lock(mutex_);
     sleeps.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(how_long));
-    now_ += how_long;
+    // A thread that has not read the clock since its last sleep sleeps from now.
+    now_ = std::max(now_, last_seen().value_or(now_) + how_long);
+    last_seen().reset();
   }
   std::vector<std::chrono::milliseconds> sleeps;
 
  private:
+  // What this thread last read, until it sleeps.
+  static std::optional<time_point>& last_seen() {
+    thread_local std::optional<time_point> seen;
+    return seen;
+  }
+
   mutable std::mutex mutex_;
   time_point now_{std::chrono::hours(1000)};
 };
