@@ -270,7 +270,7 @@ std::optional<ObjectHandle> half_onto_token(Session& session, ObjectHandle half,
   return session.copy_onto_token(half, std::move(changes), expected);
 }
 
-// The pair generated as session objects and copied onto the token: SoftHSM2's file store
+// On a soft token, the pair generated as session objects and copied onto the token: SoftHSM2's file store
 // rewrites a new object's file once for every attribute it sets outside a transaction, 61 times
 // for an EC pair generated on the token (about 9 ms on ext4) and 6 times for two copies. The
 // public half goes first: a crash between the copies leaves a public key without its private
@@ -280,6 +280,12 @@ std::optional<ObjectHandle> half_onto_token(Session& session, ObjectHandle half,
 std::optional<KeyPair> generate_by_copy(Session& session, const KeyGenRequest& request) {
   const CK_FUNCTION_LIST* functions = session.functions();
   if (functions->C_CopyObject == nullptr || functions->C_DestroyObject == nullptr) return std::nullopt;
+  // Only on a soft token, where every key lives in the host's memory anyway. A hardware slot's
+  // pair comes from one C_GenerateKeyPair of token objects: its middleware might keep a session
+  // key outside the device, and the copy would then put on the device a key made elsewhere.
+  CK_SLOT_INFO slot{};
+  QSCD_P11_CALL(functions, session.site(), C_GetSlotInfo, session.slot(), &slot);
+  if ((slot.flags & CKF_HW_SLOT) != 0) return std::nullopt;
   // The default id is a hash of the public value, known only after generation; the copies get it.
   const Bytes staged_id = request.id ? *request.id : random_id();
   AttributeTemplate public_template = public_key_template(request, staged_id, false);

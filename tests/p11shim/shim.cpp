@@ -9,6 +9,8 @@
 //                                      a crash in the middle of a library function
 //   QSCD_SHIM_TOKEN_FLAGS_OR=CKF_USER_PIN_LOCKED|CKF_USER_PIN_FINAL_TRY|0x...
 //                                      ORed into CK_TOKEN_INFO.flags
+//   QSCD_SHIM_SLOT_FLAGS_OR=CKF_HW_SLOT|0x...
+//                                      ORed into CK_SLOT_INFO.flags (a hardware slot)
 //   QSCD_SHIM_ABSENT=C_CopyObject[,C_X] NULL in the function list C_GetFunctionList hands out
 //                                      (read at that call): a module without those functions
 //   QSCD_SHIM_SET_TOKEN=C_CreateObject:true[,C_CopyObject:false][,C_GenerateKeyPair:true]
@@ -125,13 +127,15 @@ std::vector<CK_ATTRIBUTE> with_token_flag(std::string_view name, CK_ATTRIBUTE* a
   return out;
 }
 
-CK_FLAGS extra_token_flags() {
-  const char* spec = std::getenv("QSCD_SHIM_TOKEN_FLAGS_OR");
+// The flags named in the environment variable `variable` ("A|B|0x10"), ORed together.
+CK_FLAGS extra_flags(const char* variable) {
+  const char* spec = std::getenv(variable);
   if (spec == nullptr) return 0;
   static constexpr struct {
     const char* name;
     CK_FLAGS flag;
   } names[] = {
+      {"CKF_HW_SLOT", CKF_HW_SLOT},
       {"CKF_USER_PIN_COUNT_LOW", CKF_USER_PIN_COUNT_LOW}, {"CKF_USER_PIN_FINAL_TRY", CKF_USER_PIN_FINAL_TRY},
       {"CKF_USER_PIN_LOCKED", CKF_USER_PIN_LOCKED},       {"CKF_USER_PIN_TO_BE_CHANGED", CKF_USER_PIN_TO_BE_CHANGED},
       {"CKF_SO_PIN_COUNT_LOW", CKF_SO_PIN_COUNT_LOW},     {"CKF_SO_PIN_FINAL_TRY", CKF_SO_PIN_FINAL_TRY},
@@ -197,7 +201,13 @@ constexpr char name_C_GetFunctionList[] = "C_GetFunctionList";
 
 CK_RV get_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO* info) {
   CK_RV rv = Forward<CK_C_GetTokenInfo>::call<&CK_FUNCTION_LIST::C_GetTokenInfo, name_C_GetTokenInfo>(slot, info);
-  if (rv == CKR_OK && info != nullptr) info->flags |= extra_token_flags();
+  if (rv == CKR_OK && info != nullptr) info->flags |= extra_flags("QSCD_SHIM_TOKEN_FLAGS_OR");
+  return rv;
+}
+
+CK_RV get_slot_info(CK_SLOT_ID slot, CK_SLOT_INFO* info) {
+  CK_RV rv = Forward<CK_C_GetSlotInfo>::call<&CK_FUNCTION_LIST::C_GetSlotInfo, name_C_GetSlotInfo>(slot, info);
+  if (rv == CKR_OK && info != nullptr) info->flags |= extra_flags("QSCD_SHIM_SLOT_FLAGS_OR");
   return rv;
 }
 
@@ -238,6 +248,7 @@ CK_FUNCTION_LIST make_list() {
   QSCD_SHIM_FUNCTIONS(QSCD_SHIM_SET)
 #undef QSCD_SHIM_SET
   list.C_GetTokenInfo = &get_token_info;
+  list.C_GetSlotInfo = &get_slot_info;
   list.C_CreateObject = &create_object;
   list.C_CopyObject = &copy_object;
   list.C_GenerateKeyPair = &generate_key_pair;

@@ -544,6 +544,9 @@ TEST_CASE("generate_key_pair: a session pair copied onto the token, public half 
   };
 
   SUBCASE("SoftHSM2 copies both halves") { generate_under(nullptr, "", 1, 2); }
+  SUBCASE("a hardware slot: generated on the token, never copied") {
+    generate_under("QSCD_SHIM_SLOT_FLAGS_OR", "CKF_HW_SLOT", 1, 0);
+  }
   SUBCASE("a module without C_CopyObject: generated on the token") {
     generate_under("QSCD_SHIM_ABSENT", "C_CopyObject", 1, 0);
   }

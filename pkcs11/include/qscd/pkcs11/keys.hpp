@@ -55,13 +55,14 @@ struct KeyPair {
 // in). Throws InvalidArgument when `id` is already used by an object on the
 // token (checked before generating), CallError when the token refuses.
 // On a failure after generation, the half-made pair is destroyed.
-// Where the module allows it, the pair is generated as session objects on the device and copied
-// onto the token, public half first (C_CopyObject keeps CKA_LOCAL, CKA_KEY_GEN_MECHANISM,
+// On a soft token (a slot without CKF_HW_SLOT, such as SoftHSM2's, where every key is in the
+// host's memory anyway) that allows it, the pair is generated as session objects and copied onto
+// the token, public half first (C_CopyObject keeps CKA_LOCAL, CKA_KEY_GEN_MECHANISM,
 // CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE, and each copy is checked for them): SoftHSM2
-// writes a pair that way in 6 file rewrites instead of 61. A module without C_CopyObject, or one
-// that refuses session keys or their copy, gets C_GenerateKeyPair of token objects; a module that
-// makes token objects whatever CKA_TOKEN says keeps them. A crash between the two copies leaves
-// the public half alone on the token.
+// writes a pair that way in 6 file rewrites instead of 61. A hardware slot, a module without
+// C_CopyObject, or one that refuses session keys or their copy, gets C_GenerateKeyPair of token
+// objects; a module that makes token objects whatever CKA_TOKEN says keeps them. A crash between
+// the two copies leaves the public half alone on the token.
 KeyPair generate_key_pair(Session& session, const KeyGenRequest& request);
 
 // Every object on the token with this CKA_ID (any class visible to the session).
