@@ -543,27 +543,27 @@ TEST_CASE("generate_key_pair: a session pair copied onto the token, public half 
     CHECK(calls("C_CopyObject") == copies);
   };
 
-  SUBCASE("SoftHSM2 copies both halves") { generate_under(nullptr, "", 1, 2); }
-  SUBCASE("a hardware slot: generated on the token, never copied") {
-    generate_under("QSCD_SHIM_SLOT_FLAGS_OR", "CKF_HW_SLOT", 1, 0);
-  }
-  SUBCASE("a module without C_CopyObject: generated on the token") {
-    generate_under("QSCD_SHIM_ABSENT", "C_CopyObject", 1, 0);
-  }
-  SUBCASE("session keys refused: generated on the token") {
-    generate_under("QSCD_SHIM_FAIL", "C_GenerateKeyPair@1:CKR_TEMPLATE_INCONSISTENT", 2, 0);
-  }
-  SUBCASE("the public half's copy refused: generated on the token") {
-    generate_under("QSCD_SHIM_FAIL", "C_CopyObject@1:CKR_FUNCTION_NOT_SUPPORTED", 2, 1);
-  }
-  SUBCASE("the private half's copy refused: the public copy destroyed, generated on the token") {
-    generate_under("QSCD_SHIM_FAIL", "C_CopyObject@2:CKR_ACTION_PROHIBITED", 2, 2);
-  }
-  SUBCASE("a copy that stays a session object is not the key: destroyed, generated on the token") {
-    generate_under("QSCD_SHIM_SET_TOKEN", "C_CopyObject:false", 2, 1);
-  }
-  SUBCASE("a module that makes token keys whatever CKA_TOKEN says: kept, not copied") {
-    generate_under("QSCD_SHIM_SET_TOKEN", "C_GenerateKeyPair:true", 1, 0);
+  struct Case {
+    const char* name;
+    const char* variable;  // the shim setting, none when null
+    const char* value;
+    int generations, copies;
+  };
+  const Case cases[] = {
+      {"SoftHSM2 copies both halves", nullptr, "", 1, 2},
+      {"a hardware slot: generated on the token, never copied", "QSCD_SHIM_SLOT_FLAGS_OR", "CKF_HW_SLOT", 1, 0},
+      {"a module without C_CopyObject: generated on the token", "QSCD_SHIM_ABSENT", "C_CopyObject", 1, 0},
+      {"session keys refused: generated on the token", "QSCD_SHIM_FAIL", "C_GenerateKeyPair@1:CKR_TEMPLATE_INCONSISTENT", 2, 0},
+      {"the public half's copy refused: generated on the token", "QSCD_SHIM_FAIL", "C_CopyObject@1:CKR_FUNCTION_NOT_SUPPORTED", 2, 1},
+      {"the private half's copy refused: the public copy destroyed, generated on the token", "QSCD_SHIM_FAIL",
+       "C_CopyObject@2:CKR_ACTION_PROHIBITED", 2, 2},
+      {"a copy that stays a session object is not the key: destroyed, generated on the token", "QSCD_SHIM_SET_TOKEN",
+       "C_CopyObject:false", 2, 1},
+      {"a module that makes token keys whatever CKA_TOKEN says: kept, not copied", "QSCD_SHIM_SET_TOKEN",
+       "C_GenerateKeyPair:true", 1, 0},
+  };
+  for (const Case& c : cases) {
+    SUBCASE(c.name) { generate_under(c.variable, c.value, c.generations, c.copies); }
   }
 }
 
