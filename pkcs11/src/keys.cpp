@@ -11,9 +11,10 @@
 #include <openssl/sha.h>
 
 #include <array>
+#include <cctype>
 #include <initializer_list>
 #include <optional>
-#include <cctype>
+#include <utility>
 
 #include "call.hpp"
 #include "refusals.hpp"
@@ -179,10 +180,6 @@ Bytes public_value_for_id(const Session& session, ObjectHandle public_key, const
   return ec_point_raw(required(session, public_key, CKA_EC_POINT, "CKA_EC_POINT"), type.curve_nid);
 }
 
-}  // namespace
-
-namespace {
-
 Bytes random_id() {
   Bytes id(20);
   if (RAND_bytes(id.data(), static_cast<int>(id.size())) != 1) throw Error("RAND_bytes failed");
@@ -246,28 +243,31 @@ void destroy_quietly(Session& session, std::initializer_list<ObjectHandle> objec
 // One half of a pair generated as session objects, put on the token under its final `id`:
 // copied (and the session object destroyed), or, when the module made it a token object despite
 // CKA_TOKEN false (OpenSC's card keys always are), given the id in place. nullopt when the module
-// refuses the copy or the copy is not the key it was made from.
+// refuses the copy or the copy is not the key it was made from. `half` is used up: unless it is
+// the handle returned, it has been destroyed, whatever the outcome (a module may hand a destroyed
+// object's handle to a new object, so the caller must never destroy it again).
 std::optional<ObjectHandle> half_onto_token(Session& session, ObjectHandle half, AttributeTemplate expected,
                                             std::span<const unsigned char> id, bool id_changes) {
   // What only generation on the device gives a key must survive the copy; PKCS#11 2.40 keeps
   // CKA_LOCAL true for "a copy of a key which had its CKA_LOCAL attribute set to CK_TRUE".
   static constexpr CK_ATTRIBUTE_TYPE history[] = {CKA_TOKEN, CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE,
                                                   CKA_NEVER_EXTRACTABLE};
-  const std::vector<Attribute> read = session.attributes(half, history);
-  if (read[0].present() && read[0].as_bool()) {
-    if (id_changes) {
-      AttributeTemplate final_id;
-      final_id.id(id);
-      session.set_attributes(half, final_id);
-    }
-    return half;
-  }
-  for (std::size_t i = 1; i < read.size(); ++i) {
-    if (read[i].present()) expected.add_bytes(history[i], read[i].value);
-  }
   AttributeTemplate changes;
   if (id_changes) changes.id(id);
-  return session.copy_onto_token(half, std::move(changes), expected);
+  try {
+    const std::vector<Attribute> read = session.attributes(half, history);
+    if (read[0].present() && read[0].as_bool()) {
+      if (id_changes) session.set_attributes(half, changes);
+      return half;
+    }
+    for (std::size_t i = 1; i < read.size(); ++i) {
+      if (read[i].present()) expected.add_bytes(history[i], read[i].value);
+    }
+  } catch (...) {
+    destroy_quietly(session, {half});
+    throw;
+  }
+  return session.copy_onto_token(half, std::move(changes), expected);  // destroys `half` on every path
 }
 
 // On a soft token, the pair generated as session objects and copied onto the token: SoftHSM2's file store
@@ -302,19 +302,23 @@ std::optional<KeyPair> generate_by_copy(Session& session, const KeyGenRequest& r
   }
   KeyPair pair;
   pair.label = request.label;
+  // Each handle is given up (INVALID) as it is handed on or destroyed: what the catch destroys is
+  // only what is still ours.
   ObjectHandle public_copy = CK_INVALID_HANDLE;
   try {
     pair.id = request.id ? *request.id : sha1(public_value_for_id(session, staged_public, request.type));
     const bool id_changes = !request.id;
-    auto on_token = half_onto_token(session, staged_public, public_key_template(request, pair.id, true), pair.id, id_changes);
+    auto on_token = half_onto_token(session, std::exchange(staged_public, CK_INVALID_HANDLE),
+                                    public_key_template(request, pair.id, true), pair.id, id_changes);
     if (!on_token) {
-      session.destroy(staged_private);
+      session.destroy(std::exchange(staged_private, CK_INVALID_HANDLE));
       return std::nullopt;
     }
     public_copy = *on_token;
-    on_token = half_onto_token(session, staged_private, private_key_template(request, pair.id, true), pair.id, id_changes);
+    on_token = half_onto_token(session, std::exchange(staged_private, CK_INVALID_HANDLE),
+                               private_key_template(request, pair.id, true), pair.id, id_changes);
     if (!on_token) {
-      session.destroy(public_copy);
+      session.destroy(std::exchange(public_copy, CK_INVALID_HANDLE));
       return std::nullopt;
     }
     pair.public_key = public_copy;
