@@ -240,6 +240,15 @@ void destroy_quietly(Session& session, std::initializer_list<ObjectHandle> objec
   }
 }
 
+bool is_private_key(const AttributeTemplate& key) {
+  for (const CK_ATTRIBUTE& attribute : key.attributes()) {
+    if (attribute.type == CKA_CLASS && attribute.ulValueLen == sizeof(CK_OBJECT_CLASS)) {
+      return *static_cast<const CK_OBJECT_CLASS*>(attribute.pValue) == CKO_PRIVATE_KEY;
+    }
+  }
+  return false;
+}
+
 // One half of a pair generated as session objects, put on the token under its final `id`:
 // copied (and the session object destroyed), or, when the module made it a token object despite
 // CKA_TOKEN false (OpenSC's card keys always are), given the id in place. nullopt when the module
@@ -249,19 +258,21 @@ void destroy_quietly(Session& session, std::initializer_list<ObjectHandle> objec
 std::optional<ObjectHandle> half_onto_token(Session& session, ObjectHandle half, AttributeTemplate expected,
                                             std::span<const unsigned char> id, bool id_changes) {
   // What only generation on the device gives a key must survive the copy; PKCS#11 2.40 keeps
-  // CKA_LOCAL true for "a copy of a key which had its CKA_LOCAL attribute set to CK_TRUE".
+  // CKA_LOCAL true for "a copy of a key which had its CKA_LOCAL attribute set to CK_TRUE". The last
+  // two are private key attributes: a public key is not asked for them (one read, not four).
   static constexpr CK_ATTRIBUTE_TYPE history[] = {CKA_TOKEN, CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE,
                                                   CKA_NEVER_EXTRACTABLE};
+  const std::span<const CK_ATTRIBUTE_TYPE> asked = is_private_key(expected) ? std::span(history) : std::span(history).first(3);
   AttributeTemplate changes;
   if (id_changes) changes.id(id);
   try {
-    const std::vector<Attribute> read = session.attributes(half, history);
+    const std::vector<Attribute> read = session.attributes(half, asked);
     if (read[0].present() && read[0].as_bool()) {
       if (id_changes) session.set_attributes(half, changes);
       return half;
     }
     for (std::size_t i = 1; i < read.size(); ++i) {
-      if (read[i].present()) expected.add_bytes(history[i], read[i].value);
+      if (read[i].present()) expected.add_bytes(asked[i], read[i].value);
     }
   } catch (...) {
     destroy_quietly(session, {half});
@@ -515,12 +526,18 @@ Bytes sign(Session& session, ObjectHandle key, CK_MECHANISM_TYPE mechanism_type,
   QSCD_P11_CALL(session.functions(), session.site(), C_SignInit, session.handle(), &mechanism, key);
   if (always_authenticate) login_context_specific(session, *context_pin, login_options);
   CK_BYTE_PTR input = const_cast<CK_BYTE_PTR>(data.data());
-  CK_ULONG size = 0;
-  QSCD_P11_CALL(session.functions(), session.site(), C_Sign, session.handle(), input,
-                static_cast<CK_ULONG>(data.size()), nullptr, &size);
-  Bytes signature(size);
-  QSCD_P11_CALL(session.functions(), session.site(), C_Sign, session.handle(), input,
-                static_cast<CK_ULONG>(data.size()), signature.data(), &size);
+  // A buffer for any signature of these mechanisms up to RSA-8192 makes it one C_Sign instead of
+  // a size query and the signature; CKR_BUFFER_TOO_SMALL leaves the operation active, with the size.
+  Bytes signature(1024);
+  CK_ULONG size = signature.size();
+  CK_RV rv = QSCD_P11_CALL_RAW(session.functions(), session.site(), C_Sign, session.handle(), input,
+                               static_cast<CK_ULONG>(data.size()), signature.data(), &size);
+  if (rv == CKR_BUFFER_TOO_SMALL) {
+    signature.resize(size);
+    rv = QSCD_P11_CALL_RAW(session.functions(), session.site(), C_Sign, session.handle(), input,
+                           static_cast<CK_ULONG>(data.size()), signature.data(), &size);
+  }
+  if (rv != CKR_OK) throw CallError(rv, "C_Sign", session.site());
   signature.resize(size);
   return signature;
 }

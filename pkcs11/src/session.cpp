@@ -19,6 +19,11 @@ CK_ATTRIBUTE* mutable_attributes(const AttributeTemplate& query) {
   return const_cast<CK_ATTRIBUTE*>(query.attributes().data());
 }
 
+// The bytes offered for a value on the first read, so that a read is one C_GetAttributeValue
+// instead of a size query and a read (on a smart card each is a round trip to the card): enough
+// for the ids, labels, names, keys and certificates tokens hold. A longer value is read again.
+CK_ULONG first_read_capacity(CK_ATTRIBUTE_TYPE type) { return type == CKA_VALUE ? 4096 : 1024; }
+
 }  // namespace
 
 Session::Session(const Module& module, CK_SLOT_ID slot, Access access)
@@ -149,12 +154,27 @@ void Session::set_attributes(ObjectHandle object, const AttributeTemplate& value
 }
 
 Attribute Session::attribute(ObjectHandle object, CK_ATTRIBUTE_TYPE type) const {
+  Attribute result{Attribute::State::present, Bytes(first_read_capacity(type))};
+  CK_ATTRIBUTE read{type, result.value.data(), static_cast<CK_ULONG>(result.value.size())};
+  CK_RV rv = QSCD_P11_CALL_RAW(functions_, site_, C_GetAttributeValue, handle_, object, &read, 1UL);
+  if (rv == CKR_ATTRIBUTE_SENSITIVE) return {Attribute::State::sensitive, {}};
+  if (rv == CKR_ATTRIBUTE_TYPE_INVALID) return {Attribute::State::absent, {}};
+  if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL) throw CallError(rv, "C_GetAttributeValue", site_);
+  // Some modules answer OK with CK_UNAVAILABLE_INFORMATION instead of an error.
+  if (rv == CKR_OK && read.ulValueLen == CK_UNAVAILABLE_INFORMATION) return {Attribute::State::sensitive, {}};
+  if (rv == CKR_OK && read.ulValueLen <= result.value.size()) {
+    result.value.resize(read.ulValueLen);
+    return result;
+  }
+  return attribute_by_size(object, type);  // longer than the first guess
+}
+
+Attribute Session::attribute_by_size(ObjectHandle object, CK_ATTRIBUTE_TYPE type) const {
   CK_ATTRIBUTE probe{type, nullptr, 0};
   CK_RV rv = QSCD_P11_CALL_RAW(functions_, site_, C_GetAttributeValue, handle_, object, &probe, 1UL);
   if (rv == CKR_ATTRIBUTE_SENSITIVE) return {Attribute::State::sensitive, {}};
   if (rv == CKR_ATTRIBUTE_TYPE_INVALID) return {Attribute::State::absent, {}};
   if (rv != CKR_OK) throw CallError(rv, "C_GetAttributeValue", site_);
-  // Some modules answer OK with CK_UNAVAILABLE_INFORMATION instead of an error.
   if (probe.ulValueLen == CK_UNAVAILABLE_INFORMATION) return {Attribute::State::sensitive, {}};
   Attribute result{Attribute::State::present, Bytes(probe.ulValueLen)};
   if (probe.ulValueLen == 0) return result;
@@ -165,39 +185,31 @@ Attribute Session::attribute(ObjectHandle object, CK_ATTRIBUTE_TYPE type) const 
 }
 
 std::vector<Attribute> Session::attributes(ObjectHandle object, std::span<const CK_ATTRIBUTE_TYPE> types) const {
-  std::vector<CK_ATTRIBUTE> probes;
-  probes.reserve(types.size());
-  for (CK_ATTRIBUTE_TYPE type : types) probes.push_back({type, nullptr, 0});
-  const auto count = static_cast<CK_ULONG>(probes.size());
-  CK_RV rv = QSCD_P11_CALL_RAW(functions_, site_, C_GetAttributeValue, handle_, object, probes.data(), count);
-  if (rv != CKR_OK && rv != CKR_ATTRIBUTE_SENSITIVE && rv != CKR_ATTRIBUTE_TYPE_INVALID) {
+  std::vector<Attribute> result(types.size());
+  std::vector<CK_ATTRIBUTE> reads;
+  reads.reserve(types.size());
+  for (std::size_t i = 0; i < types.size(); ++i) {
+    result[i] = {Attribute::State::present, Bytes(first_read_capacity(types[i]))};
+    reads.push_back({types[i], result[i].value.data(), static_cast<CK_ULONG>(result[i].value.size())});
+  }
+  const auto count = static_cast<CK_ULONG>(reads.size());
+  CK_RV rv = QSCD_P11_CALL_RAW(functions_, site_, C_GetAttributeValue, handle_, object, reads.data(), count);
+  if (rv != CKR_OK && rv != CKR_ATTRIBUTE_SENSITIVE && rv != CKR_ATTRIBUTE_TYPE_INVALID && rv != CKR_BUFFER_TOO_SMALL) {
     throw CallError(rv, "C_GetAttributeValue", site_);
   }
-  std::vector<Attribute> result(types.size());
-  bool any_value = false;
-  for (std::size_t i = 0; i < probes.size(); ++i) {
-    if (probes[i].ulValueLen == CK_UNAVAILABLE_INFORMATION) {
-      // A batch answer does not say whether the attribute is sensitive or absent: ask alone.
-      result[i] = attribute(object, types[i]);
-      probes[i].pValue = nullptr;
-      probes[i].ulValueLen = 0;
-      continue;
+  for (std::size_t i = 0; i < reads.size(); ++i) {
+    const CK_ULONG length = reads[i].ulValueLen;
+    const CK_ULONG capacity = result[i].value.size();
+    // PKCS#11 has the module process every attribute even when it answers one of the three
+    // errors, and mark the sensitive, absent and too long ones CK_UNAVAILABLE_INFORMATION. A
+    // length equal to the buffer after an error could also be one the module left untouched.
+    const bool read = length != CK_UNAVAILABLE_INFORMATION && (length < capacity || (length == capacity && rv == CKR_OK));
+    if (read) {
+      result[i].value.resize(length);
+    } else {
+      result[i] = attribute(object, types[i]);  // alone, it says whether sensitive, absent or long
     }
-    result[i] = {Attribute::State::present, Bytes(probes[i].ulValueLen)};
-    probes[i].pValue = result[i].value.empty() ? nullptr : result[i].value.data();
-    any_value = any_value || !result[i].value.empty();
   }
-  if (!any_value) return result;
-  // Only the attributes with a value; the unavailable ones were answered above.
-  std::vector<CK_ATTRIBUTE> reads;
-  std::vector<std::size_t> positions;
-  for (std::size_t i = 0; i < probes.size(); ++i) {
-    if (probes[i].pValue == nullptr) continue;
-    reads.push_back(probes[i]);
-    positions.push_back(i);
-  }
-  QSCD_P11_CALL(functions_, site_, C_GetAttributeValue, handle_, object, reads.data(), static_cast<CK_ULONG>(reads.size()));
-  for (std::size_t j = 0; j < reads.size(); ++j) result[positions[j]].value.resize(reads[j].ulValueLen);
   return result;
 }
 

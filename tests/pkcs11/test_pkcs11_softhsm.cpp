@@ -239,6 +239,68 @@ TEST_CASE("several attributes in one read: each answered as a single read answer
   CHECK(empty.front().value.empty());
 }
 
+TEST_CASE("attribute reads: one C_GetAttributeValue when the values fit the first guess, exact when longer") {
+  SoftHsm hsm;
+  hsm.add_token("reads");
+  const std::string counts = (hsm.dir() / "calls").string();
+  ScopedEnv count_calls("QSCD_SHIM_COUNT_FILE", counts);
+  Module module(shim_path());
+  Session session = logged_in(module, select_token(module, std::nullopt));
+  auto reads = [&] { return count_lines(qscd::test::slurp(counts), "C_GetAttributeValue"); };
+  // 1024 and 4096 bytes are the first guesses (CKA_VALUE the larger): one value exactly as long,
+  // one longer.
+  const Bytes full_guess(1024, 0xa5);
+  const Bytes over_guess(5000, 0x5a);
+  const Bytes full_value_guess(4096, 0x3c);
+  AttributeTemplate data;
+  data.object_class(CKO_DATA).token(false).label("reads").add_bytes(CKA_APPLICATION, full_guess).value(over_guess);
+  const ObjectHandle object = session.create(data);
+  AttributeTemplate exact;
+  exact.object_class(CKO_DATA).token(false).value(full_value_guess);
+  const ObjectHandle exact_object = session.create(exact);
+
+  SUBCASE("present values that fit: one call for one, one call for several") {
+    int before = reads();
+    CHECK(session.attribute(object, CKA_LABEL).as_string() == "reads");
+    CHECK(session.attribute(object, CKA_APPLICATION).value == full_guess);
+    CHECK(session.attribute(exact_object, CKA_VALUE).value == full_value_guess);
+    CHECK(reads() - before == 3);
+    before = reads();
+    const CK_ATTRIBUTE_TYPE types[] = {CKA_CLASS, CKA_TOKEN, CKA_LABEL, CKA_APPLICATION};
+    const std::vector<Attribute> read = session.attributes(object, types);
+    CHECK(reads() - before == 1);
+    CHECK(read[0].as_ulong() == CKO_DATA);
+    CHECK_FALSE(read[1].as_bool());
+    CHECK(read[2].as_string() == "reads");
+    CHECK(read[3].value == full_guess);
+  }
+  SUBCASE("a value longer than the guess is read by its size, alone and among others") {
+    CHECK(session.attribute(object, CKA_VALUE).value == over_guess);
+    const CK_ATTRIBUTE_TYPE types[] = {CKA_LABEL, CKA_VALUE, CKA_APPLICATION, CKA_MODULUS, CKA_TOKEN};
+    const std::vector<Attribute> read = session.attributes(object, types);
+    CHECK(read[0].as_string() == "reads");
+    CHECK(read[1].value == over_guess);
+    CHECK(read[2].value == full_guess);  // as long as its buffer, after an error: read again alone
+    CHECK(read[3].state == Attribute::State::absent);
+    CHECK_FALSE(read[4].as_bool());
+  }
+  SUBCASE("an absent attribute costs one more call, to tell absent from sensitive") {
+    const int before = reads();
+    const CK_ATTRIBUTE_TYPE types[] = {CKA_LABEL, CKA_MODULUS};
+    const std::vector<Attribute> read = session.attributes(object, types);
+    CHECK(reads() - before == 2);
+    CHECK(read[0].as_string() == "reads");
+    CHECK(read[1].state == Attribute::State::absent);
+  }
+  SUBCASE("a signature is one C_Sign") {
+    KeyPair pair = generate_key_pair(session, {parse_key_type("ec:p256"), "signer", std::nullopt, false});
+    const unsigned char digest[32] = {1};
+    const int before = count_lines(qscd::test::slurp(counts), "C_Sign");
+    CHECK(sign(session, pair.private_key, CKM_ECDSA, digest).size() == 64);
+    CHECK(count_lines(qscd::test::slurp(counts), "C_Sign") - before == 1);
+  }
+}
+
 TEST_CASE("objects: create, find, set, destroy") {
   SoftHsm hsm;
   hsm.add_token("objects");

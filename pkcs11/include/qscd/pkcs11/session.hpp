@@ -75,12 +75,13 @@ class Session {
   [[nodiscard]] bool holds(ObjectHandle object, const AttributeTemplate& expected) const;
   void destroy(ObjectHandle object);
   void set_attributes(ObjectHandle object, const AttributeTemplate& values);
-  // One attribute; CKR_ATTRIBUTE_SENSITIVE and CKR_ATTRIBUTE_TYPE_INVALID are
-  // answers (Attribute::State), any other failure throws CallError.
+  // One attribute, in one C_GetAttributeValue call unless it is longer than 1024 bytes (4096 for
+  // CKA_VALUE); CKR_ATTRIBUTE_SENSITIVE and CKR_ATTRIBUTE_TYPE_INVALID are answers
+  // (Attribute::State), any other failure throws CallError.
   [[nodiscard]] Attribute attribute(ObjectHandle object, CK_ATTRIBUTE_TYPE type) const;
-  // Several attributes in two C_GetAttributeValue calls (sizes, then values) instead of two
-  // per attribute; each answer as attribute() gives it. A file-backed module such as SoftHSM2
-  // re-reads the object from disk on every call, so this is what keeps key reads cheap.
+  // Several attributes in one C_GetAttributeValue call when they are present and fit the first
+  // guess of their size; each answer as attribute() gives it. A file-backed module such as
+  // SoftHSM2 re-reads the object from disk on every call, so this is what keeps key reads cheap.
   [[nodiscard]] std::vector<Attribute> attributes(ObjectHandle object, std::span<const CK_ATTRIBUTE_TYPE> types) const;
   // Convenience reads: nullopt when the attribute is absent or sensitive.
   [[nodiscard]] std::optional<Bytes> bytes(ObjectHandle object, CK_ATTRIBUTE_TYPE type) const;
@@ -88,6 +89,8 @@ class Session {
   [[nodiscard]] std::optional<CK_ULONG> ulong(ObjectHandle object, CK_ATTRIBUTE_TYPE type) const;
 
  private:
+  // The two-call read: the value's size, then the value.
+  [[nodiscard]] Attribute attribute_by_size(ObjectHandle object, CK_ATTRIBUTE_TYPE type) const;
   void release() noexcept;
 
   CK_FUNCTION_LIST* functions_ = nullptr;
