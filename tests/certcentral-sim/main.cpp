@@ -18,6 +18,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -206,26 +207,58 @@ class Sim {
     return body;
   }
 
+  // One file per order (DIR/orders/ID.json: the order and its certificates) and one for the
+  // counters: a request writes only what it changed. With the whole state in one file, every POST
+  // and every issuing look rewrote every order (1 ms at 40 orders, 3.7 ms at 200), a cost the CA
+  // does not have and that bench/provision's short agent runs paid most.
   void load() {
     state_ = {{"next_order", 100001}, {"next_request", 5001}, {"next_certificate", 9001}, {"orders", json::object()},
               {"certificates", json::object()}};
-    fs::path file = options_.state_dir / "orders.json";
-    if (fs::exists(file)) {
-      std::ifstream in(file);
-      json saved = json::parse(in, nullptr, false);
-      if (!saved.is_discarded() && saved.is_object()) state_ = saved;
+    if (auto counters = read_json(options_.state_dir / "counters.json")) {
+      for (const char* name : {"next_order", "next_request", "next_certificate"}) {
+        if (counters->contains(name)) state_[name] = (*counters)[name];
+      }
+    }
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator(options_.state_dir / "orders", error)) {
+      if (entry.path().extension() != ".json") continue;
+      auto saved = read_json(entry.path());
+      if (!saved || !saved->contains("order")) continue;
+      state_["orders"][entry.path().stem().string()] = (*saved)["order"];
+      for (auto& [id, certificate] : (*saved)["certificates"].items()) state_["certificates"][id] = certificate;
     }
   }
 
-  void save() {
-    fs::path file = options_.state_dir / "orders.json";
+  static std::optional<json> read_json(const fs::path& file) {
+    std::ifstream in(file);
+    if (!in) return std::nullopt;
+    json saved = json::parse(in, nullptr, false);
+    if (saved.is_discarded() || !saved.is_object()) return std::nullopt;
+    return saved;
+  }
+
+  static void write_json(const fs::path& file, const json& value) {
     fs::path tmp = file;
     tmp += ".tmp";
     {
       std::ofstream out(tmp, std::ios::trunc);
-      out << state_.dump(1);
+      out << value.dump(1);
     }
-    fs::rename(tmp, file);
+    fs::rename(tmp, file);  // a reader sees the old file or the new one, never half of one
+  }
+
+  // The order `id` as it is now, with its certificates, and the counters.
+  void save(const std::string& id) {
+    write_json(options_.state_dir / "counters.json", {{"next_order", state_["next_order"]},
+                                                      {"next_request", state_["next_request"]},
+                                                      {"next_certificate", state_["next_certificate"]}});
+    const json& order = state_["orders"][id];
+    json certificates = json::object();
+    for (const auto& [certificate_id, certificate] : state_["certificates"].items()) {
+      if (certificate["order_id"] == order["id"]) certificates[certificate_id] = certificate;
+    }
+    fs::create_directories(options_.state_dir / "orders");
+    write_json(options_.state_dir / "orders" / (id + ".json"), {{"order", order}, {"certificates", certificates}});
   }
 
   std::string next_id(const char* counter) {
@@ -276,10 +309,11 @@ class Sim {
     order["polls"] = 0;
   }
 
-  // Called on every look at an order: issues or rejects when its time has come.
-  void advance(json& order, bool is_poll) {
+  // Called on every look at an order: issues or rejects when its time has come. Whether it changed
+  // the order (then it is saved).
+  bool advance(json& order, bool is_poll) {
     std::string status = order["status"];
-    if ((status != "pending" && status != "reissue_pending") || !order.value("approved", false)) return;
+    if ((status != "pending" && status != "reissue_pending") || !order.value("approved", false)) return false;
     if (is_poll) order["polls"] = order.value("polls", 0) + 1;
     std::string cn = order["certificate"].value("common_name", "");
     if (cn.empty()) cn = csr_common_name(order["certificate"]["csr"]);
@@ -289,14 +323,15 @@ class Sim {
         order["requests"].back()["status"] = "rejected";
         order["reissuing"] = false;
         if (status == "pending") order["certificate"].erase("id");
-        return;
+        return true;
       }
     }
     // Pending for issue_after_polls looks; other reads (downloads, lists) do not count as looks.
     int polls = order.value("polls", 0);
-    if (is_poll ? polls <= options_.issue_after_polls : polls < options_.issue_after_polls) return;
-    if (steady_ms() - order.value("pending_since_ms", std::int64_t{0}) < options_.issue_after_ms) return;
+    if (is_poll ? polls <= options_.issue_after_polls : polls < options_.issue_after_polls) return is_poll;
+    if (steady_ms() - order.value("pending_since_ms", std::int64_t{0}) < options_.issue_after_ms) return is_poll;
     issue_certificate(order);
+    return true;
   }
 
   void issue_certificate(json& order) {
@@ -422,7 +457,7 @@ class Sim {
       start_processing(order);
     }
     state_["orders"][id] = order;
-    save();
+    save(id);
     reply(res, 201, {{"id", std::stoll(id)}, {"requests", json::array({{{"id", std::stoll(request_id)}, {"status", order["requests"][0]["status"]}}})}});
   }
 
@@ -432,8 +467,7 @@ class Sim {
     json* order = find_order(id);
     if (order == nullptr) return reply(res, 404, errors("not_found|order", "Order not found."));
     current_order_id = id;
-    advance(*order, true);
-    save();
+    if (advance(*order, true)) save(id);
     reply(res, 200, order_view(*order));
   }
 
@@ -447,7 +481,7 @@ class Sim {
     int limit = req.has_param("limit") ? std::stoi(req.get_param_value("limit")) : 1000;
     json matching = json::array();
     for (auto& [id, order] : state_["orders"].items()) {
-      advance(order, false);
+      if (advance(order, false)) save(id);
       if (!status.empty() && order["status"] != status) continue;
       if (!cn.empty() && order["certificate"].value("common_name", "") != cn) continue;
       if (!product.empty() && order["product_name_id"] != product) continue;
@@ -468,7 +502,6 @@ class Sim {
     }
     json page = json::array();
     for (int i = offset; i < static_cast<int>(matching.size()) && i < offset + limit; ++i) page.push_back(matching[static_cast<std::size_t>(i)]);
-    save();
     reply(res, 200, {{"orders", page}, {"page", {{"total", matching.size()}, {"limit", limit}, {"offset", offset}}}});
   }
 
@@ -497,7 +530,7 @@ class Sim {
         } else {
           return reply(res, 400, errors("invalid_status", "Unknown request status."));
         }
-        save();
+        save(id);
         return no_content(res);
       }
     }
@@ -524,7 +557,7 @@ class Sim {
     } else {
       return reply(res, 400, errors("invalid_status_change", "The order cannot be canceled in status " + status + "."));
     }
-    save();
+    save(id);
     no_content(res);
   }
 
@@ -555,7 +588,7 @@ class Sim {
       (*order)["requests"].back()["status"] = "approved";
       start_processing(*order);
     }
-    save();
+    save(id);
     reply(res, 201, {{"id", std::stoll(id)}, {"requests", json::array({{{"id", std::stoll(request_id)}, {"status", (*order)["requests"].back()["status"]}}})}});
   }
 
@@ -573,7 +606,7 @@ class Sim {
     if (!sim::parse_csr(csr)) return reply(res, 400, errors("csr_invalid_cannot_parse", "The CSR cannot be parsed."));
     (*order)["certificate"]["csr"] = csr;  // the init code, if any, is neither kept nor logged
     start_processing(*order);
-    save();
+    save(id);
     no_content(res);
   }
 
@@ -586,7 +619,7 @@ class Sim {
       json* order = find_order(id);
       if (order == nullptr) return reply(res, 404, errors("not_found|order", "Order not found."));
       current_order_id = id;
-      advance(*order, false);
+      if (advance(*order, false)) save(id);
       if (!(*order)["certificate"].contains("id")) return reply(res, 404, errors("not_found|certificate", "The order has no issued certificate."));
       certificate_id = std::to_string((*order)["certificate"]["id"].get<std::int64_t>());
     }

@@ -225,7 +225,7 @@ TEST_CASE("faults: 429, HTML 503, truncated JSON, wrong key, foreign chain, slow
   }
 }
 
-TEST_CASE("a wrong key gets 401 and no key is ever written; SIGTERM stops it; orders survive a restart") {
+TEST_CASE("a wrong key gets 401 and no key is ever written; SIGTERM stops it") {
   auto sim = std::make_unique<CertCentralSim>();
   Api wrong(*sim, "not-the-key-abc123");
   auto refused = wrong.get("/organization");
@@ -245,4 +245,39 @@ TEST_CASE("a wrong key gets 401 and no key is ever written; SIGTERM stops it; or
   int status = sim->stop();
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("orders and their certificates survive a restart; a request writes only the order it changed") {
+  CertCentralSim sim({"--auto-approve"});
+  const auto orders = sim.dir() / "orders";
+  auto key = qscd::test::make_key();
+  std::string download;
+  std::string first_chain;
+  {
+    Api api(sim);
+    REQUIRE(api.post("/order/certificate/ssl_basic", server_order(qscd::test::make_csr(key.get(), "a.example.nl"), "a.example.nl"))->status == 201);
+    json first = body(api.get("/order/certificate/100001"));  // the first look issues it
+    REQUIRE(first["status"] == "issued");
+    download = "/certificate/" + std::to_string(first["certificate"]["id"].get<std::int64_t>()) + "/download/format/pem_noroot";
+    first_chain = api.get(download)->body;
+    REQUIRE(first_chain.find("BEGIN CERTIFICATE") != std::string::npos);
+    const auto first_written = std::filesystem::last_write_time(orders / "100001.json");
+    REQUIRE(api.post("/order/certificate/ssl_basic", server_order(qscd::test::make_csr(key.get(), "b.example.nl"), "b.example.nl"))->status == 201);
+    CHECK(status_of(api, "100002") == "issued");
+    CHECK(status_of(api, "100001") == "issued");  // a look that changes nothing writes nothing
+    CHECK(std::filesystem::last_write_time(orders / "100001.json") == first_written);
+  }
+  CHECK(std::filesystem::exists(orders / "100002.json"));
+
+  sim.restart();
+  Api api(sim);
+  json first = body(api.get("/order/certificate/100001"));
+  CHECK(first["status"] == "issued");
+  CHECK(first["certificate"]["common_name"] == "a.example.nl");
+  CHECK(api.get(download)->body == first_chain);
+  CHECK(status_of(api, "100002") == "issued");
+  auto third = api.post("/order/certificate/ssl_basic", server_order(qscd::test::make_csr(key.get(), "c.example.nl"), "c.example.nl"));
+  REQUIRE(third->status == 201);
+  CHECK(body(third)["id"] == 100003);  // the counters carry on
+  CHECK(body(third)["requests"][0]["id"] == 5003);
 }

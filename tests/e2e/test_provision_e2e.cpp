@@ -279,8 +279,7 @@ TEST_CASE("the same result by hand, step by step, passes the same checks") {
   REQUIRE_MESSAGE(installed.exit_code == 0, installed.err);
 
   CHECK(order_posts(sim, "ssl_basic").size() == 1);
-  std::ifstream saved(sim.dir() / "orders.json");
-  std::string serial = json::parse(saved)["orders"][order_id]["certificate"]["serial_number"];
+  std::string serial = sim.orders()[order_id]["certificate"]["serial_number"];
   auto [id, leaf_sha256] = check_token_and_chain(ws, sim, "hand", uri, serial);
   CHECK(id == id_of_uri(uri));
   CHECK(leaf_sha256.size() == 64);

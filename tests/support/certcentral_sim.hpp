@@ -37,30 +37,17 @@ class CertCentralSim {
     std::string pattern = (std::filesystem::temp_directory_path() / "qscd-sim-XXXXXX").string();
     if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
     dir_ = pattern;
-    std::vector<std::string> args = {binary, "--state-dir", dir_.string(), "--port", "0", "--api-key", api_key,
-                                     "--lifetime", "900"};
-    args.insert(args.end(), extra_args.begin(), extra_args.end());
-    pid_ = fork();
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-    if (pid_ == 0) {
-      std::vector<char*> argv;
-      for (auto& arg : args) argv.push_back(arg.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!std::filesystem::exists(dir_ / "port")) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        throw std::runtime_error("certcentral-sim exited during start");
-      }
-      if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("certcentral-sim did not start in 30 s");
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    std::ifstream in(dir_ / "port");
-    in >> port_;
+    args_ = {binary, "--state-dir", dir_.string(), "--port", "0", "--api-key", api_key, "--lifetime", "900"};
+    args_.insert(args_.end(), extra_args.begin(), extra_args.end());
+    launch();
+  }
+
+  // Stops the sim and starts it again on the same folder (a new port): what it kept is what it
+  // saved.
+  void restart() {
+    stop();
+    std::filesystem::remove(dir_ / "port");
+    launch();
   }
 
   ~CertCentralSim() {
@@ -102,6 +89,18 @@ class CertCentralSim {
 
   // The sim writes a request's audit line just after the answer went out, so a client can be
   // faster than the log: wait until the file has stopped growing (at most a second).
+  // The orders the sim holds, by id (DIR/orders/ID.json, each written before the answer that
+  // changed it: no lag).
+  [[nodiscard]] nlohmann::json orders() const {
+    nlohmann::json orders = nlohmann::json::object();
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_ / "orders", ec)) {
+      if (entry.path().extension() != ".json") continue;
+      std::ifstream in(entry.path());
+      orders[entry.path().stem().string()] = nlohmann::json::parse(in)["order"];
+    }
+    return orders;
+  }
   [[nodiscard]] std::vector<nlohmann::json> audit() const {
     std::error_code ec;
     std::uintmax_t size = std::filesystem::file_size(dir_ / "audit.jsonl", ec);
@@ -134,7 +133,32 @@ class CertCentralSim {
   }
 
  private:
+  void launch() {
+    pid_ = fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      std::vector<char*> argv;
+      for (auto& arg : args_) argv.push_back(arg.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!std::filesystem::exists(dir_ / "port")) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        throw std::runtime_error("certcentral-sim exited during start");
+      }
+      if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("certcentral-sim did not start in 30 s");
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    std::ifstream in(dir_ / "port");
+    in >> port_;
+  }
+
   std::filesystem::path dir_;
+  std::vector<std::string> args_;
   pid_t pid_ = -1;
   int port_ = 0;
 };
