@@ -18,7 +18,6 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -207,58 +206,46 @@ class Sim {
     return body;
   }
 
-  // One file per order (DIR/orders/ID.json: the order and its certificates) and one for the
-  // counters: a request writes only what it changed. With the whole state in one file, every POST
-  // and every issuing look rewrote every order (1 ms at 40 orders, 3.7 ms at 200), a cost the CA
+  // DIR/orders.jsonl: one line per change, the changed order with its certificates and the id
+  // counters; the last line for an order is the order. Appending costs the same at the 1000th
+  // order as at the first and, unlike replacing a file, does not make ext4 write the data back at
+  // once (its auto_da_alloc: 170 us per replaced file here, 8 us per appended line). The whole
+  // state in one replaced file took 1 ms per POST at 40 orders and 3.7 ms at 200, a cost the CA
   // does not have and that bench/provision's short agent runs paid most.
   void load() {
     state_ = {{"next_order", 100001}, {"next_request", 5001}, {"next_certificate", 9001}, {"orders", json::object()},
               {"certificates", json::object()}};
-    if (auto counters = read_json(options_.state_dir / "counters.json")) {
-      for (const char* name : {"next_order", "next_request", "next_certificate"}) {
-        if (counters->contains(name)) state_[name] = (*counters)[name];
-      }
+    const fs::path file = options_.state_dir / "orders.jsonl";
+    std::ifstream in(file, std::ios::binary);
+    std::string line;
+    bool ends_in_newline = true;
+    while (std::getline(in, line)) {
+      ends_in_newline = !in.eof();
+      json saved = json::parse(line, nullptr, false);
+      if (saved.is_discarded() || !saved.contains("id")) continue;  // a line cut short by a kill
+      state_["orders"][saved["id"].get<std::string>()] = saved["order"];
+      for (auto& [id, certificate] : saved["certificates"].items()) state_["certificates"][id] = certificate;
+      for (auto& [name, value] : saved["counters"].items()) state_[name] = value;
     }
-    std::error_code error;
-    for (const auto& entry : fs::directory_iterator(options_.state_dir / "orders", error)) {
-      if (entry.path().extension() != ".json") continue;
-      auto saved = read_json(entry.path());
-      if (!saved || !saved->contains("order")) continue;
-      state_["orders"][entry.path().stem().string()] = (*saved)["order"];
-      for (auto& [id, certificate] : (*saved)["certificates"].items()) state_["certificates"][id] = certificate;
-    }
+    if (!ends_in_newline) std::ofstream(file, std::ios::app) << '\n';  // the next line starts clean
   }
 
-  static std::optional<json> read_json(const fs::path& file) {
-    std::ifstream in(file);
-    if (!in) return std::nullopt;
-    json saved = json::parse(in, nullptr, false);
-    if (saved.is_discarded() || !saved.is_object()) return std::nullopt;
-    return saved;
-  }
-
-  static void write_json(const fs::path& file, const json& value) {
-    fs::path tmp = file;
-    tmp += ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << value.dump(1);
-    }
-    fs::rename(tmp, file);  // a reader sees the old file or the new one, never half of one
-  }
-
-  // The order `id` as it is now, with its certificates, and the counters.
+  // The order `id` as it is now, with its certificates and the counters, as one line.
   void save(const std::string& id) {
-    write_json(options_.state_dir / "counters.json", {{"next_order", state_["next_order"]},
-                                                      {"next_request", state_["next_request"]},
-                                                      {"next_certificate", state_["next_certificate"]}});
     const json& order = state_["orders"][id];
     json certificates = json::object();
     for (const auto& [certificate_id, certificate] : state_["certificates"].items()) {
       if (certificate["order_id"] == order["id"]) certificates[certificate_id] = certificate;
     }
-    fs::create_directories(options_.state_dir / "orders");
-    write_json(options_.state_dir / "orders" / (id + ".json"), {{"order", order}, {"certificates", certificates}});
+    json line = {{"id", id},
+                 {"order", order},
+                 {"certificates", certificates},
+                 {"counters",
+                  {{"next_order", state_["next_order"]},
+                   {"next_request", state_["next_request"]},
+                   {"next_certificate", state_["next_certificate"]}}}};
+    std::ofstream out(options_.state_dir / "orders.jsonl", std::ios::app);
+    out << line.dump() << '\n';
   }
 
   std::string next_id(const char* counter) {

@@ -249,7 +249,13 @@ TEST_CASE("a wrong key gets 401 and no key is ever written; SIGTERM stops it") {
 
 TEST_CASE("orders and their certificates survive a restart; a request writes only the order it changed") {
   CertCentralSim sim({"--auto-approve"});
-  const auto orders = sim.dir() / "orders";
+  auto saved_lines = [&] {
+    std::ifstream in(sim.dir() / "orders.jsonl");
+    std::vector<json> lines;
+    std::string line;
+    while (std::getline(in, line)) lines.push_back(json::parse(line));
+    return lines;
+  };
   auto key = qscd::test::make_key();
   std::string download;
   std::string first_chain;
@@ -261,13 +267,22 @@ TEST_CASE("orders and their certificates survive a restart; a request writes onl
     download = "/certificate/" + std::to_string(first["certificate"]["id"].get<std::int64_t>()) + "/download/format/pem_noroot";
     first_chain = api.get(download)->body;
     REQUIRE(first_chain.find("BEGIN CERTIFICATE") != std::string::npos);
-    const auto first_written = std::filesystem::last_write_time(orders / "100001.json");
     REQUIRE(api.post("/order/certificate/ssl_basic", server_order(qscd::test::make_csr(key.get(), "b.example.nl"), "b.example.nl"))->status == 201);
     CHECK(status_of(api, "100002") == "issued");
+    const auto lines = saved_lines();
+    REQUIRE(lines.size() == 4);  // placed, issued, placed, issued: one order per line
+    CHECK(lines[1]["id"] == "100001");
+    CHECK(lines[1]["order"]["status"] == "issued");
+    CHECK(lines[1]["certificates"].size() == 1);
+    CHECK(lines[3]["id"] == "100002");
     CHECK(status_of(api, "100001") == "issued");  // a look that changes nothing writes nothing
-    CHECK(std::filesystem::last_write_time(orders / "100001.json") == first_written);
+    CHECK(saved_lines().size() == 4);
   }
-  CHECK(std::filesystem::exists(orders / "100002.json"));
+  // A line cut short (the sim killed while writing) is skipped, not taken for an order.
+  {
+    std::ofstream torn(sim.dir() / "orders.jsonl", std::ios::app);
+    torn << "{\"id\": \"100003\", \"order\": {\"st";
+  }
 
   sim.restart();
   Api api(sim);
@@ -276,8 +291,13 @@ TEST_CASE("orders and their certificates survive a restart; a request writes onl
   CHECK(first["certificate"]["common_name"] == "a.example.nl");
   CHECK(api.get(download)->body == first_chain);
   CHECK(status_of(api, "100002") == "issued");
+  CHECK(api.get("/order/certificate/100003")->status == 404);
   auto third = api.post("/order/certificate/ssl_basic", server_order(qscd::test::make_csr(key.get(), "c.example.nl"), "c.example.nl"));
   REQUIRE(third->status == 201);
   CHECK(body(third)["id"] == 100003);  // the counters carry on
   CHECK(body(third)["requests"][0]["id"] == 5003);
+  sim.restart();  // the order placed after the cut line is kept too
+  Api again(sim);
+  CHECK(status_of(again, "100003") == "issued");
+  CHECK(sim.orders().size() == 3);
 }
