@@ -125,7 +125,7 @@ int main(int argc, char** argv) {
   // connection closed, the output written. What exit() would add is the libraries' teardown
   // (OpenSSL's, GnuTLS's and p11-kit's handlers and destructors), which only frees memory the
   // kernel takes back anyway: about 0.8 ms of a 25 ms provisioning (docs/performance.md).
-#ifdef __SANITIZE_ADDRESS__
+#ifdef QSCD_SANITIZE
   return code;  // a QSCD_SANITIZE build: LeakSanitizer looks for leaks in exit()
 #else
   std::cout.flush();

@@ -240,29 +240,22 @@ void destroy_quietly(Session& session, std::initializer_list<ObjectHandle> objec
   }
 }
 
-bool is_private_key(const AttributeTemplate& key) {
-  for (const CK_ATTRIBUTE& attribute : key.attributes()) {
-    if (attribute.type == CKA_CLASS && attribute.ulValueLen == sizeof(CK_OBJECT_CLASS)) {
-      return *static_cast<const CK_OBJECT_CLASS*>(attribute.pValue) == CKO_PRIVATE_KEY;
-    }
-  }
-  return false;
-}
-
 // One half of a pair generated as session objects, put on the token under its final `id`:
 // copied (and the session object destroyed), or, when the module made it a token object despite
 // CKA_TOKEN false (OpenSC's card keys always are), given the id in place. nullopt when the module
 // refuses the copy or the copy is not the key it was made from. `half` is used up: unless it is
 // the handle returned, it has been destroyed, whatever the outcome (a module may hand a destroyed
 // object's handle to a new object, so the caller must never destroy it again).
-std::optional<ObjectHandle> half_onto_token(Session& session, ObjectHandle half, AttributeTemplate expected,
-                                            std::span<const unsigned char> id, bool id_changes) {
+std::optional<ObjectHandle> half_onto_token(Session& session, ObjectHandle half, CK_OBJECT_CLASS half_class,
+                                            AttributeTemplate expected, std::span<const unsigned char> id,
+                                            bool id_changes) {
   // What only generation on the device gives a key must survive the copy; PKCS#11 2.40 keeps
   // CKA_LOCAL true for "a copy of a key which had its CKA_LOCAL attribute set to CK_TRUE". The last
   // two are private key attributes: a public key is not asked for them (one read, not four).
   static constexpr CK_ATTRIBUTE_TYPE history[] = {CKA_TOKEN, CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE,
                                                   CKA_NEVER_EXTRACTABLE};
-  const std::span<const CK_ATTRIBUTE_TYPE> asked = is_private_key(expected) ? std::span(history) : std::span(history).first(3);
+  const std::span<const CK_ATTRIBUTE_TYPE> asked =
+      half_class == CKO_PRIVATE_KEY ? std::span(history) : std::span(history).first(3);
   AttributeTemplate changes;
   if (id_changes) changes.id(id);
   try {
@@ -319,14 +312,14 @@ std::optional<KeyPair> generate_by_copy(Session& session, const KeyGenRequest& r
   try {
     pair.id = request.id ? *request.id : sha1(public_value_for_id(session, staged_public, request.type));
     const bool id_changes = !request.id;
-    auto on_token = half_onto_token(session, std::exchange(staged_public, CK_INVALID_HANDLE),
+    auto on_token = half_onto_token(session, std::exchange(staged_public, CK_INVALID_HANDLE), CKO_PUBLIC_KEY,
                                     public_key_template(request, pair.id, true), pair.id, id_changes);
     if (!on_token) {
       session.destroy(std::exchange(staged_private, CK_INVALID_HANDLE));
       return std::nullopt;
     }
     public_copy = *on_token;
-    on_token = half_onto_token(session, std::exchange(staged_private, CK_INVALID_HANDLE),
+    on_token = half_onto_token(session, std::exchange(staged_private, CK_INVALID_HANDLE), CKO_PRIVATE_KEY,
                                private_key_template(request, pair.id, true), pair.id, id_changes);
     if (!on_token) {
       session.destroy(std::exchange(public_copy, CK_INVALID_HANDLE));
@@ -386,14 +379,17 @@ KeyPair generate_key_pair(Session& session, const KeyGenRequest& request) {
 }
 
 KeyDescription describe_key(const Session& session, ObjectHandle key) {
-  static constexpr CK_ATTRIBUTE_TYPE types[] = {CKA_CLASS, CKA_KEY_TYPE, CKA_ID, CKA_LABEL, CKA_ALWAYS_AUTHENTICATE};
+  static constexpr CK_ATTRIBUTE_TYPE types[] = {CKA_CLASS, CKA_KEY_TYPE, CKA_ID, CKA_LABEL};
   const std::vector<Attribute> read = session.attributes(key, types);
   KeyDescription description;
   description.object_class = read[0].present() ? read[0].as_ulong() : CKO_DATA;
   description.key_type = read[1].present() ? read[1].as_ulong() : CK_UNAVAILABLE_INFORMATION;
   if (read[2].present()) description.id = read[2].value;
   if (read[3].present()) description.label = read[3].as_string();
-  description.always_authenticate = read[4].present() && read[4].as_bool();
+  // A private key attribute: in the batch, a public key's answer would make it a second read anyway.
+  if (description.object_class == CKO_PRIVATE_KEY) {
+    description.always_authenticate = session.flag(key, CKA_ALWAYS_AUTHENTICATE).value_or(false);
+  }
   return description;
 }
 

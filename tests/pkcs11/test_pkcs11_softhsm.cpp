@@ -275,9 +275,15 @@ TEST_CASE("attribute reads: one C_GetAttributeValue when the values fit the firs
     CHECK(read[3].value == full_guess);
   }
   SUBCASE("a value longer than the guess is read by its size, alone and among others") {
+    int before = reads();
     CHECK(session.attribute(object, CKA_VALUE).value == over_guess);
+    CHECK(reads() - before == 3);  // the guess, the size, the value
     const CK_ATTRIBUTE_TYPE types[] = {CKA_LABEL, CKA_VALUE, CKA_APPLICATION, CKA_MODULUS, CKA_TOKEN};
+    before = reads();
     const std::vector<Attribute> read = session.attributes(object, types);
+    // The batch, CKA_VALUE by its size (3), and alone: CKA_MODULUS (absent or sensitive?) and
+    // CKA_APPLICATION, whose length equals its buffer after an error (read, or left untouched?).
+    CHECK(reads() - before == 6);
     CHECK(read[0].as_string() == "reads");
     CHECK(read[1].value == over_guess);
     CHECK(read[2].value == full_guess);  // as long as its buffer, after an error: read again alone

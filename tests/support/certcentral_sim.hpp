@@ -87,8 +87,6 @@ class CertCentralSim {
     return content.str();
   }
 
-  // The sim writes a request's audit line just after the answer went out, so a client can be
-  // faster than the log: wait until the file has stopped growing (at most a second).
   // The orders the sim holds, by id (the last line for each in DIR/orders.jsonl, written before
   // the answer that changed it: no lag).
   [[nodiscard]] nlohmann::json orders() const {
@@ -97,11 +95,14 @@ class CertCentralSim {
     std::string line;
     while (std::getline(in, line)) {
       nlohmann::json saved = nlohmann::json::parse(line, nullptr, false);
-      if (saved.is_discarded()) continue;  // cut short by a kill
+      if (saved.is_discarded() || !saved.contains("id")) continue;  // cut short by a kill
       orders[saved["id"].get<std::string>()] = saved["order"];
     }
     return orders;
   }
+
+  // The sim writes a request's audit line just after the answer went out, so a client can be
+  // faster than the log: wait until the file has stopped growing (at most a second).
   [[nodiscard]] std::vector<nlohmann::json> audit() const {
     std::error_code ec;
     std::uintmax_t size = std::filesystem::file_size(dir_ / "audit.jsonl", ec);
