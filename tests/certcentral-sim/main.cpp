@@ -230,12 +230,15 @@ class Sim {
     if (!ends_in_newline) std::ofstream(file, std::ios::app) << '\n';  // the next line starts clean
   }
 
-  // The order `id` as it is now, with its certificates and the counters, as one line.
+  // The order `id` as it is now, its current certificate and the counters, as one line. A
+  // certificate never changes once issued, and load() takes the certificates of every line, so a
+  // reissued order's earlier ones stay in the lines that first carried them.
   void save(const std::string& id) {
     const json& order = state_["orders"][id];
     json certificates = json::object();
-    for (const auto& [certificate_id, certificate] : state_["certificates"].items()) {
-      if (certificate["order_id"] == order["id"]) certificates[certificate_id] = certificate;
+    if (order["certificate"].contains("id")) {
+      const std::string certificate_id = std::to_string(order["certificate"]["id"].get<std::int64_t>());
+      certificates[certificate_id] = state_["certificates"][certificate_id];
     }
     json line = {{"id", id},
                  {"order", order},

@@ -259,6 +259,8 @@ TEST_CASE("orders and their certificates survive a restart; a request writes onl
   auto key = qscd::test::make_key();
   std::string download;
   std::string first_chain;
+  std::string reissue_download;
+  std::string reissue_chain;
   {
     Api api(sim);
     REQUIRE(api.post("/order/certificate/ssl_basic", server_order(qscd::test::make_csr(key.get(), "a.example.nl"), "a.example.nl"))->status == 201);
@@ -277,6 +279,15 @@ TEST_CASE("orders and their certificates survive a restart; a request writes onl
     CHECK(lines[3]["id"] == "100002");
     CHECK(status_of(api, "100001") == "issued");  // a look that changes nothing writes nothing
     CHECK(saved_lines().size() == 4);
+    // A reissue: the new certificate goes with the order's line, the first one stays downloadable.
+    auto key2 = qscd::test::make_key();
+    REQUIRE(api.post("/order/certificate/100001/reissue", {{"certificate", {{"csr", qscd::test::make_csr(key2.get(), "a.example.nl")}}}})->status == 201);
+    json reissued = body(api.get("/order/certificate/100001"));
+    REQUIRE(reissued["status"] == "issued");
+    reissue_download = "/certificate/" + std::to_string(reissued["certificate"]["id"].get<std::int64_t>()) + "/download/format/pem_noroot";
+    REQUIRE(reissue_download != download);
+    reissue_chain = api.get(reissue_download)->body;
+    CHECK(saved_lines().back()["certificates"].size() == 1);
   }
   // A line cut short (the sim killed while writing) is skipped, not taken for an order.
   {
@@ -290,12 +301,13 @@ TEST_CASE("orders and their certificates survive a restart; a request writes onl
   CHECK(first["status"] == "issued");
   CHECK(first["certificate"]["common_name"] == "a.example.nl");
   CHECK(api.get(download)->body == first_chain);
+  CHECK(api.get(reissue_download)->body == reissue_chain);
   CHECK(status_of(api, "100002") == "issued");
   CHECK(api.get("/order/certificate/100003")->status == 404);
   auto third = api.post("/order/certificate/ssl_basic", server_order(qscd::test::make_csr(key.get(), "c.example.nl"), "c.example.nl"));
   REQUIRE(third->status == 201);
   CHECK(body(third)["id"] == 100003);  // the counters carry on
-  CHECK(body(third)["requests"][0]["id"] == 5003);
+  CHECK(body(third)["requests"][0]["id"] == 5004);  // 5003 was the reissue's
   sim.restart();  // the order placed after the cut line is kept too
   Api again(sim);
   CHECK(status_of(again, "100003") == "issued");
