@@ -35,12 +35,23 @@ namespace {
 
 using std::chrono::seconds;
 
-// The token's keys of `object_class` labelled `label`. Token objects only: a session object left
-// by the key pair's staging (p11::generate_key_pair) is not the job's key.
-p11::AttributeTemplate job_keys(CK_OBJECT_CLASS object_class, const std::string& label) {
+// The token's keys labelled `label`, by class, in one search. Token objects only: a session object
+// left by the key pair's staging (p11::generate_key_pair) is not the job's key.
+struct LabelledKeys {
+  std::vector<p11::ObjectHandle> private_keys;
+  std::vector<p11::ObjectHandle> public_keys;
+};
+
+LabelledKeys labelled_keys(const p11::Session& session, const std::string& label) {
   p11::AttributeTemplate query;
-  query.object_class(object_class).token(true).label(label);
-  return query;
+  query.token(true).label(label);
+  LabelledKeys keys;
+  for (p11::ObjectHandle object : session.find(query)) {
+    const auto object_class = session.ulong(object, CKA_CLASS);
+    if (object_class == CKO_PRIVATE_KEY) keys.private_keys.push_back(object);
+    if (object_class == CKO_PUBLIC_KEY) keys.public_keys.push_back(object);
+  }
+  return keys;
 }
 
 // The key the token will make, as inspect_csr() describes a CSR's key: what the order's
@@ -383,7 +394,8 @@ class TokenRun {
   // copied onto the token public half first, p11::generate_key_pair) is removed: the job owns the
   // label, which no key had when the job was created.
   StepResult generate(const Job& job) {
-    const auto found = session_.find(job_keys(CKO_PRIVATE_KEY, job.key.key_label));
+    const LabelledKeys labelled = labelled_keys(session_, job.key.key_label);
+    const auto& found = labelled.private_keys;
     if (found.size() > 1) {
       throw TokenError("token '" + token_.label + "' holds " + std::to_string(found.size()) + " private keys labelled '" +
                        job.key.key_label + "'; remove the extra ones or provision one of them with --key");
@@ -399,9 +411,8 @@ class TokenRun {
       detail = "found the key pair an interrupted run generated (id " + p11::to_hex(id) + ")";
     } else {
       if (!key_type_) throw UsageError("--key-type", "needed to generate the key pair of job " + std::to_string(job.id));
-      const auto orphans = session_.find(job_keys(CKO_PUBLIC_KEY, job.key.key_label));
-      for (p11::ObjectHandle orphan : orphans) session_.destroy(orphan);
-      if (!orphans.empty()) say("removed the public key an interrupted run left without its private key");
+      for (p11::ObjectHandle orphan : labelled.public_keys) session_.destroy(orphan);
+      if (!labelled.public_keys.empty()) say("removed the public key an interrupted run left without its private key");
       p11::KeyGenRequest request;
       request.type = *key_type_;
       request.label = job.key.key_label;
@@ -693,20 +704,14 @@ ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
     } else {
       // A key with this label that no job owns is not ours to take over silently; nor is a public
       // key without its private half, which a resume of this job would remove as its own.
-      p11::AttributeTemplate labelled;
-      labelled.token(true).label(label);
-      bool public_key_found = false;
-      for (p11::ObjectHandle object : run.session().find(labelled)) {
-        const auto object_class = run.session().ulong(object, CKA_CLASS);
-        if (object_class == CKO_PRIVATE_KEY) {
-          auto id = run.session().bytes(object, CKA_ID).value_or(p11::Bytes{});
-          throw UsageError("--label", "token '" + token.label + "' already holds a key labelled '" + label +
-                                          "'; provision it with --key '" + p11::object_uri(token, id, label) +
-                                          "', or choose another --label");
-        }
-        public_key_found = public_key_found || object_class == CKO_PUBLIC_KEY;
+      const LabelledKeys labelled = labelled_keys(run.session(), label);
+      if (!labelled.private_keys.empty()) {
+        auto id = run.session().bytes(labelled.private_keys.front(), CKA_ID).value_or(p11::Bytes{});
+        throw UsageError("--label", "token '" + token.label + "' already holds a key labelled '" + label +
+                                        "'; provision it with --key '" + p11::object_uri(token, id, label) +
+                                        "', or choose another --label");
       }
-      if (public_key_found) {
+      if (!labelled.public_keys.empty()) {
         throw UsageError("--label", "token '" + token.label + "' already holds a public key labelled '" + label +
                                         "' without its private key; remove it or choose another --label");
       }
