@@ -7,11 +7,9 @@
 #include <iostream>
 #include <string>
 
-#include "commands.hpp"
-#include "context.hpp"
-#include "errors.hpp"
-#include "qscd/api/error.hpp"
-#include "qscd/pkcs11/error.hpp"
+#include "cli/commands.hpp"
+#include "cli/context.hpp"
+#include "cli/exit_code.hpp"
 
 #ifndef QSCD_AGENT_VERSION
 #define QSCD_AGENT_VERSION "0.0.0"
@@ -20,44 +18,6 @@
 namespace {
 
 using qscd::agent::ExitCode;
-
-struct Failure {
-  ExitCode code;
-  std::string message;
-};
-
-// Every exception type the agent can see, mapped once.
-Failure classify(std::exception_ptr error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const qscd::agent::AgentError& e) {
-    return {e.code(), e.what()};
-  } catch (const qscd::p11::ModuleLoadError& e) {
-    return {ExitCode::usage, e.what()};
-  } catch (const qscd::p11::InvalidArgument& e) {
-    return {ExitCode::usage, e.what()};
-  } catch (const qscd::p11::Ambiguous& e) {
-    return {ExitCode::usage, e.what()};  // the user must name one of the listed
-  } catch (const qscd::p11::NotFound& e) {
-    return {ExitCode::token, e.what()};  // absent token or key
-  } catch (const qscd::p11::PinError& e) {
-    return {ExitCode::token, e.what()};  // wrong, locked, final try, to be changed
-  } catch (const qscd::p11::Error& e) {
-    return {ExitCode::token, e.what()};
-  } catch (const qscd::api::ConfigError& e) {
-    return {ExitCode::usage, e.what()};
-  } catch (const qscd::api::ValidationError& e) {
-    return {ExitCode::usage, e.what()};
-  } catch (const qscd::api::CallFailed& e) {
-    // Its message starts with "API key rejected" when the key was not accepted.
-    if (e.kind() == qscd::api::OutcomeKind::pending) return {ExitCode::waiting, e.what()};
-    return {ExitCode::ca, e.what()};
-  } catch (const std::exception& e) {
-    return {ExitCode::failure, std::string("unexpected failure: ") + e.what()};
-  } catch (...) {
-    return {ExitCode::failure, "unexpected failure"};
-  }
-}
 
 int as_int(ExitCode code) { return static_cast<int>(code); }
 
@@ -93,7 +53,7 @@ int run(int argc, char** argv) {
     app.exit(e);  // prints the usage message on stderr
     return as_int(ExitCode::usage);
   } catch (...) {
-    Failure failure = classify(std::current_exception());
+    const qscd::agent::Failure failure = qscd::agent::failure_for(std::current_exception());
     context.log.error(failure.message);
     if (options.json) {
       nlohmann::json doc = {{"error", {{"exit_code", as_int(failure.code)}, {"message", failure.message}}}};
@@ -112,7 +72,7 @@ int run(int argc, char** argv) {
       if (result->text.back() != '\n') std::cout << '\n';
     }
     std::cout.flush();
-    return as_int(result->exit);
+    return as_int(qscd::agent::exit_code_for(result->status));
   }
   return as_int(ExitCode::ok);
 }
@@ -124,7 +84,7 @@ int main(int argc, char** argv) {
   // Everything of ours is closed when run() returns: the module finalized, the journal and the
   // connection closed, the output written. What exit() would add is the libraries' teardown
   // (OpenSSL's, GnuTLS's and p11-kit's handlers and destructors), which only frees memory the
-  // kernel takes back anyway: about 0.8 ms of a 25 ms provisioning (docs/performance.md).
+  // kernel takes back anyway (docs/performance.md, "the early _Exit").
 #ifdef QSCD_SANITIZE
   return code;  // a QSCD_SANITIZE build: LeakSanitizer looks for leaks in exit()
 #else

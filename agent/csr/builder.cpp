@@ -2,19 +2,19 @@
 
 #include <openssl/pem.h>
 
-#include "files.hpp"
-#include "errors.hpp"
+#include "base/files.hpp"
+#include "base/errors.hpp"
 
 namespace qscd::agent::csr {
 
 namespace {
 
-[[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what + ": " + openssl_error_text()); }
+[[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what + ": " + ossl::error_text()); }
 
 }  // namespace
 
-UniqueName checked_subject(Profile profile, const Subject& subject, const std::vector<Finding>& input_findings) {
-  UniqueName name = make_name(subject);
+ossl::X509NamePtr checked_subject(Profile profile, const Subject& subject, const std::vector<Finding>& input_findings) {
+  ossl::X509NamePtr name = make_name(subject);
   std::vector<Finding> findings = input_findings;
   auto subject_findings = lint_subject(profile, name.get());
   findings.insert(findings.end(), subject_findings.begin(), subject_findings.end());
@@ -43,17 +43,17 @@ void check_planned_key(Profile profile, const std::string& described, bool rsa_p
   if (rsa_pss && described.rfind("RSA ", 0) != 0) throw UsageError("--rsa-pss", "needs an RSA key");
 }
 
-UniqueReq build_request(Profile profile, const Subject& subject, Signer& signer, bool rsa_pss) {
-  UniqueName name = checked_subject(profile, subject);
+ossl::X509ReqPtr build_request(Profile profile, const Subject& subject, Signer& signer, bool rsa_pss) {
+  ossl::X509NamePtr name = checked_subject(profile, subject);
   const SignatureScheme scheme = checked_scheme(profile, signer.public_key(), rsa_pss);
   auto* public_key = const_cast<EVP_PKEY*>(signer.public_key());  // X509_REQ_set_pubkey only takes a reference
 
-  UniqueReq request(X509_REQ_new());
+  ossl::X509ReqPtr request(X509_REQ_new());
   if (!request || X509_REQ_set_version(request.get(), X509_REQ_VERSION_1) != 1 ||
       X509_REQ_set_subject_name(request.get(), name.get()) != 1 || X509_REQ_set_pubkey(request.get(), public_key) != 1) {
     fail("filling in the request");
   }
-  UniqueAlgor algorithm = signature_algorithm(public_key, scheme);
+  ossl::X509AlgorPtr algorithm = signature_algorithm(public_key, scheme);
   if (X509_REQ_set1_signature_algo(request.get(), algorithm.get()) != 1) fail("X509_REQ_set1_signature_algo");
 
   unsigned char* tbs = nullptr;
@@ -75,11 +75,11 @@ UniqueReq build_request(Profile profile, const Subject& subject, Signer& signer,
   X509_REQ_set0_signature(request.get(), bits);
 
   if (X509_REQ_verify(request.get(), public_key) != 1) {
-    throw TokenError("the key's signature on the CSR does not verify with its public key (" + openssl_error_text() +
+    throw TokenError("the key's signature on the CSR does not verify with its public key (" + ossl::error_text() +
                      "); nothing was written");
   }
   const std::vector<unsigned char> der = request_der(request.get());
-  UniqueReq written = parse_request(der, "the CSR just built");
+  ossl::X509ReqPtr written = parse_request(der, "the CSR just built");
   if (auto findings = lint_request(profile, written.get()); !findings.empty()) {
     throw ProfileViolation(std::string(profile_name(profile)), std::move(findings));
   }
@@ -96,7 +96,7 @@ std::vector<unsigned char> request_der(const X509_REQ* request) {
 }
 
 std::string request_pem(const X509_REQ* request) {
-  UniqueBio bio(BIO_new(BIO_s_mem()));
+  ossl::BioPtr bio(BIO_new(BIO_s_mem()));
   if (!bio || PEM_write_bio_X509_REQ(bio.get(), request) != 1) fail("PEM_write_bio_X509_REQ");
   char* data = nullptr;
   const long length = BIO_get_mem_data(bio.get(), &data);

@@ -13,7 +13,7 @@ namespace qscd::agent::csr {
 
 // The subject as an X509_NAME, refused with ProfileViolation (exit 2) when it breaks the profile
 // or `input_findings` (from subject_from_input) is not empty. Needs no token: callers run it first.
-UniqueName checked_subject(Profile profile, const Subject& subject, const std::vector<Finding>& input_findings = {});
+ossl::X509NamePtr checked_subject(Profile profile, const Subject& subject, const std::vector<Finding>& input_findings = {});
 
 // The subject for `profile` from the user's fields (subject_from_input), checked by
 // checked_subject: everything the CLI and provisioning do before touching the token.
@@ -28,7 +28,7 @@ void check_planned_key(Profile profile, const std::string& described, bool rsa_p
 // The whole request: checked_subject, checked_scheme, build, sign, X509_REQ_verify with the
 // signer's public key (TokenError when it fails), lint_request on the DER produced
 // (ProfileViolation). Returns the request as parsed back from that DER.
-UniqueReq build_request(Profile profile, const Subject& subject, Signer& signer, bool rsa_pss);
+ossl::X509ReqPtr build_request(Profile profile, const Subject& subject, Signer& signer, bool rsa_pss);
 
 std::vector<unsigned char> request_der(const X509_REQ* request);
 std::string request_pem(const X509_REQ* request);

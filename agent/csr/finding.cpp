@@ -2,7 +2,7 @@
 
 #include <openssl/err.h>
 
-#include "csr/ossl.hpp"
+#include "base/ossl.hpp"
 
 namespace qscd::agent::csr {
 
@@ -24,13 +24,5 @@ std::string describe(const Finding& finding) {
 ProfileViolation::ProfileViolation(const std::string& profile, std::vector<Finding> findings)
     : UsageError(list(profile, findings)), findings_(std::move(findings)) {}
 
-std::string openssl_error_text() {
-  const unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0) return "no OpenSSL error recorded";
-  char text[256];
-  ERR_error_string_n(code, text, sizeof text);
-  return text;
-}
 
 }  // namespace qscd::agent::csr

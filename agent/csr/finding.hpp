@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "errors.hpp"
+#include "base/errors.hpp"
 
 namespace qscd::agent::csr {
 

@@ -1,4 +1,4 @@
-#include "identifiers.hpp"
+#include "csr/identifiers.hpp"
 
 #include <algorithm>
 

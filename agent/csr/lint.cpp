@@ -14,7 +14,7 @@
 #include <regex>
 
 #include "csr/identifiers.hpp"
-#include "errors.hpp"
+#include "base/errors.hpp"
 
 namespace qscd::agent::csr {
 
@@ -318,7 +318,7 @@ bool sha256_signature(const X509_ALGOR* algorithm, std::string& found) {
   if (parameter_type != V_ASN1_SEQUENCE) return false;
   const ASN1_STRING* sequence = static_cast<const ASN1_STRING*>(parameter);
   const unsigned char* data = ASN1_STRING_get0_data(sequence);
-  std::unique_ptr<RSA_PSS_PARAMS, OsslDeleter<RSA_PSS_PARAMS_free>> params(
+  std::unique_ptr<RSA_PSS_PARAMS, ossl::Deleter<RSA_PSS_PARAMS_free>> params(
       d2i_RSA_PSS_PARAMS(nullptr, &data, ASN1_STRING_length(sequence)));
   if (!params) return false;
   const int hash = params->hashAlgorithm != nullptr ? OBJ_obj2nid(params->hashAlgorithm->algorithm) : NID_sha1;
@@ -327,7 +327,7 @@ bool sha256_signature(const X509_ALGOR* algorithm, std::string& found) {
   if (const X509_ALGOR* mask = params->maskGenAlgorithm; mask != nullptr) {
     mgf1_hash = NID_undef;
     if (OBJ_obj2nid(mask->algorithm) == NID_mgf1 && mask->parameter != nullptr) {
-      UniqueAlgor mask_hash(static_cast<X509_ALGOR*>(ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(X509_ALGOR), mask->parameter)));
+      ossl::X509AlgorPtr mask_hash(static_cast<X509_ALGOR*>(ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(X509_ALGOR), mask->parameter)));
       if (mask_hash) mgf1_hash = OBJ_obj2nid(mask_hash->algorithm);
     }
   }
@@ -428,18 +428,18 @@ std::vector<Finding> lint_request(Profile profile, const X509_REQ* request) {
   auto key_findings = lint_key(profile, key);
   findings.insert(findings.end(), key_findings.begin(), key_findings.end());
   if (X509_REQ_verify(mutable_request, key) != 1) {
-    findings.push_back({"CSR-SIGNATURE-VALID", "signature", "a signature that does not verify (" + openssl_error_text() + ")",
+    findings.push_back({"CSR-SIGNATURE-VALID", "signature", "a signature that does not verify (" + ossl::error_text() + ")",
                         "a signature made by the private key of the request's public key"});
   }
   return findings;
 }
 
-UniqueReq parse_request(std::span<const unsigned char> bytes, const std::string& origin) {
-  UniqueBio bio(BIO_new_mem_buf(bytes.data(), static_cast<int>(bytes.size())));
-  if (UniqueReq request(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr)); request) return request;
+ossl::X509ReqPtr parse_request(std::span<const unsigned char> bytes, const std::string& origin) {
+  ossl::BioPtr bio(BIO_new_mem_buf(bytes.data(), static_cast<int>(bytes.size())));
+  if (ossl::X509ReqPtr request(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr)); request) return request;
   ERR_clear_error();
   const unsigned char* data = bytes.data();
-  UniqueReq request(d2i_X509_REQ(nullptr, &data, static_cast<long>(bytes.size())));
+  ossl::X509ReqPtr request(d2i_X509_REQ(nullptr, &data, static_cast<long>(bytes.size())));
   if (!request || data != bytes.data() + bytes.size()) {
     ERR_clear_error();
     throw UsageError(origin, "not a PKCS#10 certificate request (PEM or DER)");

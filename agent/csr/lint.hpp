@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "csr/finding.hpp"
-#include "csr/ossl.hpp"
+#include "base/ossl.hpp"
 #include "csr/profile.hpp"
 
 namespace qscd::agent::csr {
@@ -30,7 +30,7 @@ std::vector<Finding> lint_request(Profile profile, const X509_REQ* request);
 
 // A PKCS#10 request from PEM ("CERTIFICATE REQUEST" or "NEW CERTIFICATE REQUEST") or DER bytes.
 // UsageError(`origin`, ...) when it is neither.
-UniqueReq parse_request(std::span<const unsigned char> bytes, const std::string& origin);
+ossl::X509ReqPtr parse_request(std::span<const unsigned char> bytes, const std::string& origin);
 
 // "RSA 2048", "EC P-256", "EC secp521r1", "ED25519".
 std::string describe_key(const EVP_PKEY* key);

@@ -12,7 +12,7 @@
 #include <toml++/toml.h>
 
 #include "csr/identifiers.hpp"
-#include "errors.hpp"
+#include "base/errors.hpp"
 
 namespace qscd::agent::csr {
 
@@ -227,8 +227,8 @@ Subject subject_from_input(Profile profile, const SubjectInput& input, std::vect
   return {};
 }
 
-UniqueName make_name(const Subject& subject) {
-  UniqueName name(X509_NAME_new());
+ossl::X509NamePtr make_name(const Subject& subject) {
+  ossl::X509NamePtr name(X509_NAME_new());
   if (!name) throw std::bad_alloc();
   for (const auto& attribute : subject) {
     const AttributeType* type = find_attribute_type(attribute.type);
@@ -245,10 +245,10 @@ UniqueName make_name(const Subject& subject) {
                                  attribute.value + "\""
                            : "valid UTF-8 text, got \"" + attribute.value + "\"");
     }
-    UniqueAsn1String value(converted);
+    ossl::Asn1StringPtr value(converted);
     if (X509_NAME_add_entry_by_NID(name.get(), type->nid, ASN1_STRING_type(value.get()), ASN1_STRING_get0_data(value.get()),
                                    ASN1_STRING_length(value.get()), -1, 0) != 1) {
-      throw std::runtime_error("X509_NAME_add_entry_by_NID(" + attribute.type + ") failed: " + openssl_error_text());
+      throw std::runtime_error("X509_NAME_add_entry_by_NID(" + attribute.type + ") failed: " + ossl::error_text());
     }
   }
   return name;

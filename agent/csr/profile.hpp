@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "csr/finding.hpp"
-#include "csr/ossl.hpp"
+#include "base/ossl.hpp"
 
 namespace qscd::agent::csr {
 
@@ -61,7 +61,7 @@ Subject subject_from_input(Profile profile, const SubjectInput& input, std::vect
 // The X509_NAME of `subject`, one single-valued RDN per attribute in the given order, each with its
 // OID and fixed string type. UsageError when a value is not valid UTF-8 or not printable where a
 // PrintableString is required.
-UniqueName make_name(const Subject& subject);
+ossl::X509NamePtr make_name(const Subject& subject);
 
 // The attributes of a name in order, values as UTF-8; unknown types by their OID short name or dotted text.
 struct NameEntry {

@@ -6,7 +6,7 @@
 
 #include <stdexcept>
 
-#include "errors.hpp"
+#include "base/errors.hpp"
 
 namespace qscd::agent::csr {
 
@@ -14,7 +14,7 @@ namespace {
 
 constexpr int pss_salt_length = 32;
 
-[[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what + ": " + openssl_error_text()); }
+[[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what + ": " + ossl::error_text()); }
 
 }  // namespace
 
@@ -47,8 +47,8 @@ SignatureScheme choose_scheme(const EVP_PKEY* key, bool rsa_pss) {
   throw UsageError("--key", "an RSA or EC key is needed to sign a CSR");
 }
 
-UniqueAlgor signature_algorithm(const EVP_PKEY* key, SignatureScheme scheme) {
-  UniqueMdCtx digest(EVP_MD_CTX_new());
+ossl::X509AlgorPtr signature_algorithm(const EVP_PKEY* key, SignatureScheme scheme) {
+  ossl::EvpMdCtxPtr digest(EVP_MD_CTX_new());
   EVP_PKEY_CTX* context = nullptr;  // owned by `digest`
   if (!digest || EVP_DigestVerifyInit_ex(digest.get(), &context, "SHA256", nullptr, nullptr,
                                          const_cast<EVP_PKEY*>(key), nullptr) != 1) {
@@ -62,13 +62,13 @@ UniqueAlgor signature_algorithm(const EVP_PKEY* key, SignatureScheme scheme) {
     fail("reading the signature AlgorithmIdentifier");
   }
   const unsigned char* data = encoded;
-  UniqueAlgor algorithm(d2i_X509_ALGOR(nullptr, &data, static_cast<long>(params[0].return_size)));
+  ossl::X509AlgorPtr algorithm(d2i_X509_ALGOR(nullptr, &data, static_cast<long>(params[0].return_size)));
   if (!algorithm) fail("decoding the signature AlgorithmIdentifier");
   return algorithm;
 }
 
 std::vector<unsigned char> SoftwareSigner::sign(SignatureScheme scheme, std::span<const unsigned char> tbs) {
-  UniqueMdCtx digest(EVP_MD_CTX_new());
+  ossl::EvpMdCtxPtr digest(EVP_MD_CTX_new());
   EVP_PKEY_CTX* context = nullptr;
   if (!digest || EVP_DigestSignInit_ex(digest.get(), &context, "SHA256", nullptr, nullptr, key_.get(), nullptr) != 1) {
     fail("EVP_DigestSignInit_ex");
@@ -88,9 +88,9 @@ std::vector<unsigned char> ecdsa_raw_to_der(std::span<const unsigned char> raw) 
                              std::to_string(raw.size()) + " bytes");
   }
   const int half = static_cast<int>(raw.size() / 2);
-  UniqueBignum r(BN_bin2bn(raw.data(), half, nullptr));
-  UniqueBignum s(BN_bin2bn(raw.data() + half, half, nullptr));
-  UniqueEcdsaSig signature(ECDSA_SIG_new());
+  ossl::BignumPtr r(BN_bin2bn(raw.data(), half, nullptr));
+  ossl::BignumPtr s(BN_bin2bn(raw.data() + half, half, nullptr));
+  ossl::EcdsaSigPtr signature(ECDSA_SIG_new());
   if (!r || !s || !signature || ECDSA_SIG_set0(signature.get(), r.get(), s.get()) != 1) fail("ECDSA_SIG_set0");
   (void)r.release();  // owned by `signature` now
   (void)s.release();

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "csr/ossl.hpp"
+#include "base/ossl.hpp"
 
 namespace qscd::agent::csr {
 
@@ -32,12 +32,12 @@ class Signer {
 // A key in memory (tests, and any caller holding an EVP_PKEY with its private half).
 class SoftwareSigner final : public Signer {
  public:
-  explicit SoftwareSigner(UniquePkey key) : key_(std::move(key)) {}
+  explicit SoftwareSigner(ossl::EvpPkeyPtr key) : key_(std::move(key)) {}
   [[nodiscard]] const EVP_PKEY* public_key() const override { return key_.get(); }
   std::vector<unsigned char> sign(SignatureScheme scheme, std::span<const unsigned char> tbs) override;
 
  private:
-  UniquePkey key_;
+  ossl::EvpPkeyPtr key_;
 };
 
 // rsa_pss_sha256 when `rsa_pss` (RSA keys only), else the key's PKCS#1 v1.5 or ECDSA scheme.
@@ -46,7 +46,7 @@ SignatureScheme choose_scheme(const EVP_PKEY* key, bool rsa_pss);
 
 // The AlgorithmIdentifier of `scheme` for `key`, as OpenSSL's provider encodes it
 // (OSSL_SIGNATURE_PARAM_ALGORITHM_ID of a verify operation with the scheme's parameters).
-UniqueAlgor signature_algorithm(const EVP_PKEY* key, SignatureScheme scheme);
+ossl::X509AlgorPtr signature_algorithm(const EVP_PKEY* key, SignatureScheme scheme);
 
 // Sets up `context` (EVP_DigestSign/VerifyInit already done) for the scheme's padding and salt.
 void apply_scheme(EVP_PKEY_CTX* context, SignatureScheme scheme);

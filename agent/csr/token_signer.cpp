@@ -34,7 +34,7 @@ std::vector<unsigned char> TokenSigner::sign(SignatureScheme scheme, std::span<c
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   if (EVP_Digest(tbs.data(), tbs.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    throw std::runtime_error("SHA-256 of the request info: " + openssl_error_text());
+    throw std::runtime_error("SHA-256 of the request info: " + ossl::error_text());
   }
   return ecdsa_raw_to_der(
       p11::sign(*session_, key_, CKM_ECDSA, std::span<const unsigned char>(digest, length), context_pin_, login_options_));

@@ -31,7 +31,7 @@ class TokenSigner final : public Signer {
   p11::ObjectHandle key_;
   std::optional<std::span<const unsigned char>> context_pin_;
   p11::LoginOptions login_options_;
-  UniquePkey public_key_;
+  ossl::EvpPkeyPtr public_key_;
 };
 
 }  // namespace qscd::agent::csr

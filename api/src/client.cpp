@@ -93,7 +93,7 @@ std::vector<RequestRef> parse_requests(const json& doc) {
   for (const auto& entry : *it) {
     RequestRef ref;
     ref.id = id_string(entry.at("id"), "requests[].id");
-    ref.status = string_or_empty(entry, "status");
+    ref.status = parse_request_status(string_or_empty(entry, "status"));
     ref.type = string_or_empty(entry, "type");
     out.push_back(std::move(ref));
   }
@@ -112,7 +112,7 @@ SubmitResult parse_submit(const json& doc) {
 OrderInfo parse_order(const json& doc) {
   OrderInfo out;
   out.id = id_string(doc.at("id"), "id");
-  out.status = doc.at("status").get<std::string>();
+  out.status = parse_order_status(doc.at("status").get<std::string>());
   if (auto product = doc.find("product"); product != doc.end() && product->is_object()) {
     out.product_name_id = string_or_empty(*product, "name_id");
   }
@@ -398,18 +398,13 @@ Outcome<OrderInfo> Client::order_info(std::string_view order_id) {
 Outcome<OrderInfo> Client::poll_order(std::string_view order_id) {
   Outcome<OrderInfo> info = order_info(order_id);
   if (!info.ok()) return info;
-  const std::string& status = info.value().status;
-  if (status == "issued") return info;
-  static const std::vector<std::string> waiting = {"needs_approval", "pending", "processing", "submitted",
-                                                   "reissue_pending", "waiting_pickup"};
-  static const std::vector<std::string> final = {"rejected", "canceled", "denied", "revoked", "expired"};
-  if (std::find(waiting.begin(), waiting.end(), status) != waiting.end()) {
-    return Pending{info.value().id, status, impl_->options.poll_interval};
-  }
-  if (std::find(final.begin(), final.end(), status) != final.end()) {
-    return Rejected{status, "order " + info.value().id + " is " + status};
-  }
-  return Malformed{"order " + info.value().id + " has an undocumented status \"" + status + "\""};
+  const OrderStatus status = info.value().status;
+  if (status == OrderStatus::issued) return info;
+  if (is_waiting(status)) return Pending{info.value().id, status, impl_->options.poll_interval};
+  const std::string name(to_string(status));
+  if (is_final_refusal(status)) return Rejected{name, "order " + info.value().id + " is " + name};
+  return Malformed{"order " + info.value().id + " has an undocumented status \"" +
+                   info.value().raw.value("status", std::string()) + "\""};
 }
 
 Outcome<OrderList> Client::list_orders(const OrderFilter& filter) {
@@ -418,7 +413,7 @@ Outcome<OrderList> Client::list_orders(const OrderFilter& filter) {
     query += query.empty() ? "?" : "&";
     query += impl_->escape(key) + "=" + impl_->escape(value);
   };
-  if (filter.status) add("filters[status]", *filter.status);
+  if (filter.status) add("filters[status]", std::string(to_string(*filter.status)));
   if (filter.common_name) add("filters[common_name]", *filter.common_name);
   if (filter.product_name_id) add("filters[product_name_id]", *filter.product_name_id);
   if (filter.date_created) add("filters[date_created]", *filter.date_created);
@@ -441,8 +436,7 @@ Outcome<OrderList> Client::list_orders(const OrderFilter& filter) {
 
 Outcome<Done> Client::update_request_status(std::string_view request_id, RequestStatus status, std::string_view comment) {
   check_id(request_id, "request id");
-  static const char* names[] = {"approved", "rejected", "submitted", "pending"};
-  json body = {{"status", names[static_cast<int>(status)]}};
+  json body = {{"status", std::string(to_string(status))}};
   if (!comment.empty()) body["processor_comment"] = std::string(comment);
   return impl_->empty_call(Method::put, "/request/" + std::string(request_id) + "/status", body, Repeat::safe);
 }

@@ -16,7 +16,7 @@ bool Refused::auth_failed() const {
 }
 
 std::string describe(const Pending& pending) {
-  return "order " + pending.order_id + " is not issued yet (status " + pending.status + "); look again in " +
+  return "order " + pending.order_id + " is not issued yet (status " + std::string(to_string(pending.status)) + "); look again in " +
          std::to_string(pending.next_look.count()) + " s";
 }
 

@@ -1,5 +1,7 @@
 #include "qscd/api/order.hpp"
 
+#include "qscd/api/product.hpp"
+
 #include <algorithm>
 #include <array>
 #include <ctime>
@@ -165,8 +167,6 @@ json contact_to_json(const Contact& contact) {
   return out;
 }
 
-bool is_pkio(const std::string& product) { return product.rfind("pkio_", 0) == 0; }
-bool is_eu(const std::string& product) { return product.rfind("eu_", 0) == 0; }
 
 void check_ship_info(const std::optional<ShipInfo>& ship, const std::string& product) {
   if (!ship) throw ValidationError("ship_info", "is required for provisioning_method qscd (" + product + "): DigiCert ships the token to this address");
@@ -214,20 +214,23 @@ void check_validity(const OrderValidity& validity, std::chrono::system_clock::ti
   }
 }
 
-void check_csr_key(const OrderRequest& request, const CsrInfo& csr) {
-  const auto& product = request.product;
+void check_csr_key(const OrderRequest& request, const ProductRules& rules, const CsrInfo& csr) {
   if (!csr.signature_valid) throw ValidationError("certificate.csr", "the request's signature does not verify with its own key");
   bool rsa = csr.key_type == "RSA" || csr.key_type == "RSA-PSS";
-  if (product == "pkio_private_services_server") {
-    if (!rsa || (csr.key_bits != 2048 && csr.key_bits != 3072 && csr.key_bits != 4096)) {
-      throw ValidationError("certificate.csr", "pkio_private_services_server takes RSA 2048, 3072 or 4096 keys only, not " +
-                                                    csr.key_type + " " + std::to_string(csr.key_bits));
-    }
-  } else if (product == "eu_eseal") {
-    if (!rsa || csr.key_bits < 2048) {
-      throw ValidationError("certificate.csr", "eu_eseal with a CSR takes RSA keys of 2048 bits or more only, not " +
-                                                    csr.key_type + " " + std::to_string(csr.key_bits));
-    }
+  const std::string found = csr.key_type + " " + std::to_string(csr.key_bits);
+  switch (rules.key_rule) {
+    case KeyRule::rsa_2048_3072_4096:
+      if (!rsa || (csr.key_bits != 2048 && csr.key_bits != 3072 && csr.key_bits != 4096)) {
+        throw ValidationError("certificate.csr", rules.name_id + " takes RSA 2048, 3072 or 4096 keys only, not " + found);
+      }
+      break;
+    case KeyRule::rsa_2048_or_more:
+      if (!rsa || csr.key_bits < 2048) {
+        throw ValidationError("certificate.csr", rules.name_id + " with a CSR takes RSA keys of 2048 bits or more only, not " + found);
+      }
+      break;
+    case KeyRule::any:
+      break;
   }
   if (request.certificate.is_rsassa_pss.value_or(false) && !rsa) {
     throw ValidationError("certificate.is_rsassa_pss", "is only for RSA keys");
@@ -327,7 +330,8 @@ void validate_order(const OrderRequest& request, std::chrono::system_clock::time
       })) {
     throw ValidationError("product", "must be a CertCentral product name_id (lowercase letters, digits, _)");
   }
-  bool qualified = is_pkio(product) || is_eu(product);
+  const ProductRules rules = product_rules(product);
+  const bool qualified = rules.qualified;
   if (qualified && c.signature_hash != "sha256") {
     throw ValidationError("certificate.signature_hash", "must be sha256 for " + product + " (PKIo and EU qualified products support only SHA-256)");
   }
@@ -338,19 +342,21 @@ void validate_order(const OrderRequest& request, std::chrono::system_clock::time
     throw ValidationError("organization", "needs id (an existing organization, see `orgs`) or the details of a new one");
   }
 
-  if (product == "pkio_qualified_organisation_services") {
-    if (request.provisioning_method != "qscd") {
-      throw ValidationError("provisioning_method", "must be qscd for pkio_qualified_organisation_services (the only method DigiCert supports)");
+  if (rules.only_provisioning_method) {
+    if (request.provisioning_method != *rules.only_provisioning_method) {
+      throw ValidationError("provisioning_method", "must be " + std::string(*rules.only_provisioning_method) + " for " + product +
+                                                       " (the only method DigiCert supports)");
     }
-    if (c.profile_option != "nonrepudiation") {
-      throw ValidationError("certificate.profile_option", "must be nonrepudiation for pkio_qualified_organisation_services (the only PKIo profile option)");
-    }
-  } else if (product == "eu_eseal") {
+  } else if (rules.provisioning_method_required) {
     if (request.provisioning_method != "qscd" && request.provisioning_method != "csr") {
-      throw ValidationError("provisioning_method", "must be qscd (qualified seal, DigiCert ships the token) or csr (advanced seal) for eu_eseal");
+      throw ValidationError("provisioning_method", "must be qscd (qualified seal, DigiCert ships the token) or csr (advanced seal) for " + product);
     }
   } else if (request.provisioning_method && *request.provisioning_method != "qscd" && *request.provisioning_method != "csr") {
     throw ValidationError("provisioning_method", "must be qscd or csr");
+  }
+  if (rules.only_profile_option && c.profile_option != *rules.only_profile_option) {
+    throw ValidationError("certificate.profile_option", "must be " + std::string(*rules.only_profile_option) + " for " + product +
+                                                             " (the only PKIo profile option)");
   }
 
   if (is_qscd_order(request)) {
@@ -360,11 +366,11 @@ void validate_order(const OrderRequest& request, std::chrono::system_clock::time
     }
   } else {
     if (c.csr.empty() && planned == nullptr) throw ValidationError("certificate.csr", "is required for " + product);
-    check_csr_key(request, c.csr.empty() ? *planned : inspect_csr(c.csr));
+    check_csr_key(request, rules, c.csr.empty() ? *planned : inspect_csr(c.csr));
     if (request.ship_info) check_ship_info(request.ship_info, product);
   }
 
-  if (product == "pkio_private_services_server") {
+  if (rules.takes_oin) {
     if (c.oin && c.exclude_oin.value_or(false)) {
       throw ValidationError("certificate.oin", "give either oin or exclude_oin: true, not both");
     }
@@ -372,7 +378,7 @@ void validate_order(const OrderRequest& request, std::chrono::system_clock::time
       throw ValidationError("certificate.oin", "must be 20 digits (an OIN or HRN)");
     }
   }
-  if (!is_qscd_order(request) && c.common_name.empty() && product != "eu_eseal") {
+  if (!is_qscd_order(request) && c.common_name.empty() && rules.common_name_in_order) {
     throw ValidationError("certificate.common_name", "is required for " + product);
   }
 

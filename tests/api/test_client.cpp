@@ -63,19 +63,19 @@ TEST_CASE("order, approve, poll, download in every format, list, reissue, cancel
   REQUIRE(submitted.ok());
   const std::string order_id = submitted.value().order_id;
   REQUIRE(submitted.value().requests.size() == 1);
-  CHECK(submitted.value().requests[0].status == "pending");
+  CHECK(submitted.value().requests[0].status == api::RequestStatus::pending);
 
   auto waiting = client.poll_order(order_id);
   REQUIRE(waiting.kind() == OutcomeKind::pending);
-  CHECK(waiting.pending().status == "needs_approval");
+  CHECK(waiting.pending().status == api::OrderStatus::needs_approval);
   CHECK(waiting.pending().order_id == order_id);
   CHECK(waiting.pending().next_look == std::chrono::seconds(60));
 
   REQUIRE(client.update_request_status(submitted.value().requests[0].id, api::RequestStatus::approved, "ok by test").ok());
-  CHECK(client.poll_order(order_id).pending().status == "pending");
+  CHECK(client.poll_order(order_id).pending().status == api::OrderStatus::pending);
   auto issued = client.poll_order(order_id);
   REQUIRE(issued.ok());
-  CHECK(issued.value().status == "issued");
+  CHECK(issued.value().status == api::OrderStatus::issued);
   CHECK(issued.value().product_name_id == "pkio_private_services_server");
   CHECK(issued.value().csr.find("BEGIN CERTIFICATE REQUEST") != std::string::npos);
   REQUIRE(issued.value().certificate_id);
@@ -91,12 +91,12 @@ TEST_CASE("order, approve, poll, download in every format, list, reissue, cancel
 
   api::OrderFilter filter;
   filter.search = "job test-1";
-  filter.status = "issued";
+  filter.status = api::OrderStatus::issued;
   auto listed = client.list_orders(filter);
   REQUIRE(listed.ok());
   CHECK(listed.value().total == 1);
   CHECK(listed.value().orders.at(0).id == order_id);
-  filter.status = "pending";
+  filter.status = api::OrderStatus::pending;
   CHECK(client.list_orders(filter).value().total == 0);
   api::OrderFilter by_cn;
   by_cn.common_name = "svc.example.nl";
@@ -111,7 +111,7 @@ TEST_CASE("order, approve, poll, download in every format, list, reissue, cancel
   auto reissued = client.reissue(order_id, reissue);
   REQUIRE(reissued.ok());
   CHECK(reissued.value().order_id == order_id);
-  CHECK(client.poll_order(order_id).pending().status == "reissue_pending");
+  CHECK(client.poll_order(order_id).pending().status == api::OrderStatus::reissue_pending);
   REQUIRE(client.poll_order(order_id).ok());
   auto renewed = test::read_pem_certs(client.download_order_certificate(order_id, api::CertificateFormat::pem_noroot).value());
   CHECK(test::same_key(renewed.at(0).get(), new_key.get()));
@@ -129,7 +129,7 @@ TEST_CASE("a QSCD order: submit without CSR, pickup with a CSR, issued; cancel a
   REQUIRE(submitted.ok());
   auto waiting = client.poll_order(submitted.value().order_id);
   REQUIRE(waiting.kind() == OutcomeKind::pending);
-  CHECK(waiting.pending().status == "waiting_pickup");
+  CHECK(waiting.pending().status == api::OrderStatus::waiting_pickup);
   auto key = test::make_key("RSA", 3072);
   const std::string init_code = "INIT-0042";
   auto picked = client.pickup(submitted.value().order_id, test::make_csr(key.get(), "Voorbeeld Zegel"),

@@ -2,8 +2,9 @@
 
 #include <fstream>
 
+#include "cli/exit_code.hpp"
 #include "../unit/scratch_dir.hpp"
-#include "certbundle.hpp"
+#include "certs/certbundle.hpp"
 #include "test_pki.hpp"
 
 using namespace qscd::agent;
@@ -88,7 +89,7 @@ TEST_CASE("a certificate for another key is refused as CertificateNotForKey (exi
                        "(CN=Testdorp seal,organizationIdentifier=NTRNL-12345678,O=Gemeente Testdorp,C=NL) "
                        "has the token key's public key",
                        CertificateNotForKey);
-  CHECK(CertificateNotForKey("x").code() == ExitCode::ca);
+  CHECK(failure_for(std::make_exception_ptr(CertificateNotForKey("x"))).code == ExitCode::ca);
 }
 
 TEST_CASE("the chain verifies to its own root, and a foreign root is refused") {

@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "ossl.hpp"
+#include "base/ossl.hpp"
 
 namespace test_pki {
 

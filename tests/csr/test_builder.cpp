@@ -2,20 +2,22 @@
 
 #include <openssl/ecdsa.h>
 
+#include "cli/exit_code.hpp"
 #include "csr/builder.hpp"
 #include "csr_test_support.hpp"
-#include "errors.hpp"
+#include "base/errors.hpp"
 
 using namespace qscd::agent::csr;
+namespace ossl = qscd::agent::ossl;
 using csr_test::quote;
 
 namespace {
 
-UniquePkey generate(const std::string& type) {
+ossl::EvpPkeyPtr generate(const std::string& type) {
   if (type.starts_with("rsa:")) {
-    return UniquePkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(std::stoul(type.substr(4)))));
+    return ossl::EvpPkeyPtr(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(std::stoul(type.substr(4)))));
   }
-  return UniquePkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", type.substr(3).c_str()));
+  return ossl::EvpPkeyPtr(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", type.substr(3).c_str()));
 }
 
 const Subject eseal{{"C", "NL"},
@@ -27,7 +29,7 @@ const Subject eseal{{"C", "NL"},
 // Gives back whatever it is told to: a signature of the wrong data.
 class WrongSigner final : public Signer {
  public:
-  explicit WrongSigner(UniquePkey key) : inner_(std::move(key)) {}
+  explicit WrongSigner(ossl::EvpPkeyPtr key) : inner_(std::move(key)) {}
   [[nodiscard]] const EVP_PKEY* public_key() const override { return inner_.public_key(); }
   std::vector<unsigned char> sign(SignatureScheme scheme, std::span<const unsigned char>) override {
     const unsigned char other[] = "something else";
@@ -56,7 +58,7 @@ TEST_CASE("CSRs from software keys verify with openssl req and show the subject 
     CAPTURE(c.key);
     CAPTURE(c.pss);
     SoftwareSigner signer(generate(c.key));
-    UniqueReq request = build_request(Profile::pkio_eseal, eseal, signer, c.pss);
+    ossl::X509ReqPtr request = build_request(Profile::pkio_eseal, eseal, signer, c.pss);
     CHECK(X509_REQ_get_signature_nid(request.get()) == c.signature_nid);
     for (bool der : {false, true}) {
       const auto path = dir / (std::string(der ? "req.der" : "req.pem"));
@@ -80,7 +82,7 @@ TEST_CASE("CSRs from software keys verify with openssl req and show the subject 
 
 TEST_CASE("the request's subject DER is the golden one") {
   SoftwareSigner signer(generate("ec:P-256"));
-  UniqueReq request = build_request(Profile::pkio_eseal, eseal, signer, false);
+  ossl::X509ReqPtr request = build_request(Profile::pkio_eseal, eseal, signer, false);
   unsigned char* der = nullptr;
   const int length = i2d_X509_NAME(X509_REQ_get_subject_name(request.get()), &der);
   REQUIRE(length > 0);
@@ -106,7 +108,7 @@ TEST_CASE("refusals come before signing: profile rules, key type, --rsa-pss on E
   } catch (const ProfileViolation& violation) {
     REQUIRE(violation.findings().size() == 1);
     CHECK(violation.findings()[0].rule == "PKIO-ESEAL-ORGID-NTRNL");
-    CHECK(violation.code() == qscd::agent::ExitCode::usage);
+    CHECK(qscd::agent::failure_for(std::make_exception_ptr(violation)).code == qscd::agent::ExitCode::usage);
   }
 }
 
@@ -123,7 +125,7 @@ TEST_CASE("ECDSA r || s from a token becomes the DER ECDSA-Sig-Value X.509 wants
     for (int round = 0; round < 20; ++round) {  // some r or s with a leading zero byte or high bit
       const auto der = signer.sign(SignatureScheme::ecdsa_sha256, data);
       const unsigned char* p = der.data();
-      UniqueEcdsaSig parsed(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
+      ossl::EcdsaSigPtr parsed(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
       REQUIRE(parsed);
       const int half = EVP_PKEY_get_bits(signer.public_key()) / 8;
       std::vector<unsigned char> raw(static_cast<std::size_t>(2 * half));

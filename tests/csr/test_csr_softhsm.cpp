@@ -18,6 +18,7 @@
 #include "softhsm.hpp"
 
 using namespace qscd::agent::csr;
+namespace ossl = qscd::agent::ossl;
 using csr_test::quote;
 using qscd::test::SoftHsm;
 using qscd::test::softhsm_module;
@@ -94,7 +95,7 @@ TEST_CASE("token-signed CSRs verify with openssl req: RSA 2048/3072/4096, RSA-PS
       }
     }
     TokenSigner signer(session, key, std::nullopt);
-    UniqueReq request = build_request(Profile::be_ebox, be_ebox, signer, c.pss);
+    ossl::X509ReqPtr request = build_request(Profile::be_ebox, be_ebox, signer, c.pss);
     const auto path = dir / (std::string(c.type).replace(2, 1, "-") + (c.pss ? "-pss" : "") + ".csr");
     write_request(request.get(), path.string(), false);
     const auto verified = csr_test::run("openssl req -verify -noout -in " + quote(path));
@@ -103,7 +104,7 @@ TEST_CASE("token-signed CSRs verify with openssl req: RSA 2048/3072/4096, RSA-PS
           std::vector<std::string>{"countryName", "organizationName", "organizationalUnitName", "organizationalUnitName",
                                    "organizationalUnitName", "commonName", "localityName", "stateOrProvinceName"});
     // The public key in the request is the token's.
-    UniquePkey token_key(p11::public_key(session, key).release());
+    ossl::EvpPkeyPtr token_key(p11::public_key(session, key).release());
     CHECK(EVP_PKEY_eq(X509_REQ_get0_pubkey(request.get()), token_key.get()) == 1);
   }
 }
@@ -120,7 +121,7 @@ TEST_CASE("an always-authenticate key signs a CSR after a context-specific login
   CHECK_THROWS_AS(build_request(Profile::be_ebox, be_ebox, without_pin, false), p11::InvalidArgument);
 
   TokenSigner signer(session, pair.private_key, pin_bytes());
-  UniqueReq request = build_request(Profile::be_ebox, be_ebox, signer, false);
+  ossl::X509ReqPtr request = build_request(Profile::be_ebox, be_ebox, signer, false);
   CHECK(lint_request(Profile::be_ebox, request.get()).empty());
   csr_test::TempDir dir;
   write_request(request.get(), (dir / "always.csr").string(), false);
@@ -263,7 +264,7 @@ TEST_CASE("qscd-agent keygen then csr: the product's own pipeline, always-authen
   const auto verified = csr_test::run("openssl req -verify -noout -in " + quote(out));
   CHECK_MESSAGE(verified.exit == 0, verified.err);
   // The subject DER is the golden one.
-  UniqueReq request = parse_request(csr_test::read_bytes(out), out.string());
+  ossl::X509ReqPtr request = parse_request(csr_test::read_bytes(out), out.string());
   unsigned char* der = nullptr;
   const int length = i2d_X509_NAME(X509_REQ_get_subject_name(request.get()), &der);
   REQUIRE(length > 0);

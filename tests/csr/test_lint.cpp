@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 using namespace qscd::agent::csr;
+namespace ossl = qscd::agent::ossl;
 using csr_test::quote;
 
 namespace {
@@ -20,7 +21,7 @@ std::vector<std::string> rules(const std::vector<Finding>& findings) {
 }
 
 std::vector<Finding> lint(Profile profile, const Subject& subject) {
-  UniqueName name = make_name(subject);
+  ossl::X509NamePtr name = make_name(subject);
   return lint_subject(profile, name.get());
 }
 
@@ -153,10 +154,10 @@ TEST_CASE("X.509 limits apply to every profile, counted in characters") {
 }
 
 TEST_CASE("the key rules") {
-  UniquePkey ec(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
-  UniquePkey rsa(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048}));
-  UniquePkey small(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{1024}));
-  UniquePkey p521(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-521"));
+  ossl::EvpPkeyPtr ec(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+  ossl::EvpPkeyPtr rsa(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048}));
+  ossl::EvpPkeyPtr small(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{1024}));
+  ossl::EvpPkeyPtr p521(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-521"));
   const auto ec_findings = lint_key(Profile::pkio_server, ec.get());
   REQUIRE(rules(ec_findings) == Ids{"PKIO-SERVER-KEY-RSA"});
   CHECK(ec_findings[0].found == "EC P-256");
@@ -210,14 +211,14 @@ TEST_CASE("csr check on CSRs made by openssl req reports each problem by rule id
 }
 
 TEST_CASE("a tampered request fails CSR-SIGNATURE-VALID; garbage is not a request") {
-  UniquePkey key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+  ossl::EvpPkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
   SoftwareSigner signer(std::move(key));
-  UniqueReq request = build_request(Profile::generic, {{"CN", "original"}}, signer, false);
+  ossl::X509ReqPtr request = build_request(Profile::generic, {{"CN", "original"}}, signer, false);
   std::vector<unsigned char> der = request_der(request.get());
   const auto at = std::search(der.begin(), der.end(), std::begin("original"), std::end("original") - 1);
   REQUIRE(at != der.end());
   *at = 'O';
-  UniqueReq tampered = parse_request(der, "tampered");
+  ossl::X509ReqPtr tampered = parse_request(der, "tampered");
   CHECK(rules(lint_request(Profile::generic, tampered.get())) == Ids{"CSR-SIGNATURE-VALID"});
   const std::string junk = "not a csr";
   CHECK_THROWS_WITH_AS(parse_request({reinterpret_cast<const unsigned char*>(junk.data()), junk.size()}, "junk.csr"),
@@ -259,7 +260,7 @@ TEST_CASE("qscd-agent csr check: text and --json, PEM and DER, exit 2 on any bro
 }
 
 TEST_CASE("names made by others: multi-valued RDNs and string types") {
-  UniqueName name(X509_NAME_new());
+  ossl::X509NamePtr name(X509_NAME_new());
   const auto* text = reinterpret_cast<const unsigned char*>("NL");
   REQUIRE(X509_NAME_add_entry_by_txt(name.get(), "C", V_ASN1_UTF8STRING, text, 2, -1, 0) == 1);
   const auto* bmp = reinterpret_cast<const unsigned char*>("\0O\0r\0g");

@@ -5,9 +5,10 @@
 #include "csr/builder.hpp"
 #include "csr/profile.hpp"
 #include "csr_test_support.hpp"
-#include "errors.hpp"
+#include "base/errors.hpp"
 
 using namespace qscd::agent::csr;
+namespace ossl = qscd::agent::ossl;
 using qscd::agent::UsageError;
 
 namespace {
@@ -130,7 +131,7 @@ TEST_CASE("subject files: top-level strings, and the ordered array for generic")
 }
 
 TEST_CASE("make_name: PrintableString for C and serialNumber, UTF8String for the rest, one RDN each") {
-  UniqueName name = make_name({{"C", "NL"}, {"O", "Zoë"}, {"serialNumber", "00000003123456780000"},
+  ossl::X509NamePtr name = make_name({{"C", "NL"}, {"O", "Zoë"}, {"serialNumber", "00000003123456780000"},
                                {"organizationIdentifier", "NTRNL-12345678"}});
   const auto entries = name_entries(name.get());
   REQUIRE(entries.size() == 4);
@@ -154,7 +155,7 @@ TEST_CASE("golden subjects: the DER equals what openssl req made from the hand-c
     const auto dir = csr_test::data_dir() / "golden";
     const Profile parsed = parse_profile(profile);
     const Subject subject = subject_of(parsed, read_subject_file(dir / (std::string(profile) + ".toml"), parsed));
-    UniqueName name = checked_subject(parsed, subject);
+    ossl::X509NamePtr name = checked_subject(parsed, subject);
     CHECK(name_der(name.get()) == csr_test::read_bytes(dir / (std::string(profile) + ".subject.der")));
   }
 }

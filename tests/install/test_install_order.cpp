@@ -8,8 +8,10 @@
 
 #include "../unit/scratch_dir.hpp"
 #include "certcentral_sim.hpp"
-#include "journal.hpp"
-#include "order_lookup.hpp"
+#include "journal/journal.hpp"
+#include "ca/order_flow.hpp"
+#include "ca/order_lookup.hpp"
+#include "provision/provisioner.hpp"
 #include "process.hpp"
 #include "qscd/api/client.hpp"
 #include "softhsm.hpp"
@@ -148,18 +150,18 @@ TEST_CASE("the order lookup adopts the order carrying the job's CSR, with or wit
   job = journal.transition(job.id, agent::JobState::need_to_submit, agent::JobState::submitting);
 
   // Nothing placed yet: nothing adopted, so the job may submit.
-  auto none = agent::find_order_for_job(client, job, "svc.example.nl");
+  auto none = agent::find_order(client, agent::order_search(job, "svc.example.nl"));
   CHECK_FALSE(none.adopted.has_value());
 
   // Another job's order for the same name is not adopted.
   auto other_key = test::make_key();
   REQUIRE(client.submit_order(server_order(test::make_csr(other_key.get(), "svc.example.nl"), "other")).ok());
-  CHECK_FALSE(agent::find_order_for_job(client, job, "svc.example.nl").adopted.has_value());
+  CHECK_FALSE(agent::find_order(client, agent::order_search(job, "svc.example.nl")).adopted.has_value());
 
   // The POST went through but its answer was lost: found by the tag.
   auto placed = client.submit_order(server_order(csr, "qscd-agent " + job.job_tag));
   REQUIRE(placed.ok());
-  auto found = agent::find_order_for_job(client, job, "svc.example.nl");
+  auto found = agent::find_order(client, agent::order_search(job, "svc.example.nl"));
   REQUIRE(found.adopted.has_value());
   CHECK(found.adopted->id == placed.value().order_id);
   CHECK(found.candidates == 1);
@@ -167,7 +169,7 @@ TEST_CASE("the order lookup adopts the order carrying the job's CSR, with or wit
   // Without the tag in the comments (or a CA whose search ignores comments), still found by the CSR.
   agent::Job untagged = job;
   untagged.job_tag = "qscd-not-in-any-comment";
-  auto by_csr = agent::find_order_for_job(client, untagged, "svc.example.nl");
+  auto by_csr = agent::find_order(client, agent::order_search(untagged, "svc.example.nl"));
   REQUIRE(by_csr.adopted.has_value());
   CHECK(by_csr.adopted->id == placed.value().order_id);
 

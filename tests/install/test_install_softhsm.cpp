@@ -9,9 +9,9 @@
 
 #include "../certs/test_pki.hpp"
 #include "../unit/scratch_dir.hpp"
-#include "certbundle.hpp"
-#include "job_json.hpp"
-#include "journal.hpp"
+#include "certs/certbundle.hpp"
+#include "cli/job_report.hpp"
+#include "journal/journal.hpp"
 #include "process.hpp"
 #include "softhsm.hpp"
 

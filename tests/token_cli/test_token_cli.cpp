@@ -11,11 +11,11 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "context.hpp"
-#include "errors.hpp"
+#include "cli/context.hpp"
+#include "base/errors.hpp"
 #include "process.hpp"
 #include "qscd/pkcs11/keys.hpp"
-#include "token_access.hpp"
+#include "token/token_access.hpp"
 #include "qscd/pkcs11/login.hpp"
 #include "qscd/pkcs11/module.hpp"
 #include "qscd/pkcs11/session.hpp"
@@ -345,7 +345,7 @@ TEST_CASE("open_key: a key URI selects token and session for csr, install and ex
   qscd::agent::TokenOptions options;
   options.pin_source = pin;
   {
-    qscd::agent::OpenKey key = qscd::agent::open_key(context, "pkcs11:token=keys;object=seal", options);
+    qscd::agent::OpenKey key = qscd::agent::open_key(context.tokens(), "pkcs11:token=keys;object=seal", options);
     CHECK(key.info.label == "keys");
     REQUIRE(key.pin.has_value());
     auto private_key = qscd::p11::select_object(key.session, key.uri, CKO_PRIVATE_KEY);
@@ -360,7 +360,7 @@ TEST_CASE("open_key: a key URI selects token and session for csr, install and ex
     qscd::agent::TokenOptions no_pin;
     bool hook_ran = false;
     qscd::agent::OpenKey key = qscd::agent::open_key(
-        context, "pkcs11:token=keys;id=%01", no_pin,
+        context.tokens(), "pkcs11:token=keys;id=%01", no_pin,
         {.access = qscd::p11::Session::Access::read_only,
          .login = qscd::agent::KeyLogin::if_pin_given,
          .before_login = [&hook_ran](const qscd::p11::Session& session, const qscd::p11::Uri&) {
@@ -370,10 +370,10 @@ TEST_CASE("open_key: a key URI selects token and session for csr, install and ex
     CHECK_FALSE(key.session.logged_in());
     CHECK_FALSE(key.pin.has_value());
   }
-  qscd::agent::OpenKey other_key = qscd::agent::open_key(context, "pkcs11:token=keys;id=%02", options);
+  qscd::agent::OpenKey other_key = qscd::agent::open_key(context.tokens(), "pkcs11:token=keys;id=%02", options);
   CHECK_THROWS_WITH_AS(qscd::p11::select_object(other_key.session, other_key.uri, CKO_PRIVATE_KEY),
                        "no private key on token 'keys' matches pkcs11:token=keys;id=%02", qscd::p11::NotFound);
-  CHECK_THROWS_WITH_AS(qscd::agent::open_key(context, "pkcs11:token=keys", options), doctest::Contains("names no key"),
+  CHECK_THROWS_WITH_AS(qscd::agent::open_key(context.tokens(), "pkcs11:token=keys", options), doctest::Contains("names no key"),
                        qscd::agent::UsageError);
 
   // Every key command reports a bad key URI against --key.

@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 
-#include "config.hpp"
-#include "errors.hpp"
+#include "base/config.hpp"
+#include "base/errors.hpp"
 
 using qscd::agent::parse_config;
 using qscd::agent::UsageError;

@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 
-#include "duration.hpp"
-#include "errors.hpp"
+#include "base/duration.hpp"
+#include "base/errors.hpp"
 
 using qscd::agent::format_duration;
 using qscd::agent::parse_duration;

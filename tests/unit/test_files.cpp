@@ -6,8 +6,8 @@
 #include <sstream>
 #include <string>
 
-#include "files.hpp"
-#include "errors.hpp"
+#include "base/files.hpp"
+#include "base/errors.hpp"
 #include "scratch_dir.hpp"
 
 using qscd::agent::UsageError;

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "job_state.hpp"
+#include "journal/job_state.hpp"
 
 using namespace qscd::agent;
 

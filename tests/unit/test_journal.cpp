@@ -10,10 +10,10 @@
 #include <stdexcept>
 #include <vector>
 
-#include "journal.hpp"
-#include "scheduler.hpp"
+#include "journal/journal.hpp"
+#include "journal/scheduler.hpp"
 #include "scratch_dir.hpp"
-#include "sqlite.hpp"
+#include "journal/sqlite.hpp"
 
 using namespace qscd::agent;
 using std::chrono::seconds;
@@ -101,8 +101,8 @@ TEST_CASE("jobs are found by id and by job key; one live job per key") {
   CHECK_FALSE(journal.find(seal_job("other").key).has_value());
   CHECK_FALSE(journal.find(job.id + 100).has_value());
   CHECK_THROWS_WITH_AS(journal.get(job.id + 100),
-                       ("--job: no job " + std::to_string(job.id + 100) + " in " + journal.path().string()).c_str(),
-                       UsageError);
+                       ("job " + std::to_string(job.id + 100) + ": no such job in " + journal.path().string()).c_str(),
+                       UnknownJob);
 
   CHECK_THROWS_WITH_AS(journal.create(seal_job()),
                        ("job: job " + std::to_string(job.id) +

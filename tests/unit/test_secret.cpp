@@ -8,8 +8,8 @@
 #include <fstream>
 #include <string>
 
-#include "errors.hpp"
-#include "secret.hpp"
+#include "base/errors.hpp"
+#include "base/secret.hpp"
 
 using qscd::agent::read_secret;
 using qscd::agent::SecretBuffer;

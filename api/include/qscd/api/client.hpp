@@ -47,7 +47,6 @@ struct ClientOptions {
   std::function<double()> jitter;
 };
 
-enum class RequestStatus { approved, rejected, submitted, pending };
 
 class Client {
  public:

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qscd/api/csr.hpp"
+#include "qscd/api/status.hpp"
 
 namespace qscd::api {
 
@@ -111,7 +112,7 @@ nlohmann::json to_json(const ReissueRequest& request);
 
 struct RequestRef {
   std::string id;
-  std::string status;  // pending | submitted | approved | rejected
+  RequestStatus status = RequestStatus::unknown;
   std::string type;    // new_request | reissue | ... (order info only)
 };
 
@@ -125,7 +126,7 @@ struct SubmitResult {
 
 struct OrderInfo {
   std::string id;
-  std::string status;  // needs_approval | pending | processing | waiting_pickup | reissue_pending | issued | rejected | canceled | denied | revoked | expired
+  OrderStatus status = OrderStatus::unknown;
   std::string product_name_id;
   std::optional<std::string> certificate_id;
   std::string common_name;
@@ -136,7 +137,7 @@ struct OrderInfo {
 };
 
 struct OrderFilter {
-  std::optional<std::string> status;
+  std::optional<OrderStatus> status;
   std::optional<std::string> common_name;
   std::optional<std::string> product_name_id;
   std::optional<std::string> date_created;  // as CertCentral takes it, e.g. 2026-11-01...2026-11-30

@@ -14,12 +14,13 @@
 #include <vector>
 
 #include "qscd/api/error.hpp"
+#include "qscd/api/status.hpp"
 
 namespace qscd::api {
 
 struct Pending {
   std::string order_id;
-  std::string status;                // the order status that keeps it waiting
+  OrderStatus status = OrderStatus::unknown;  // the order status that keeps it waiting
   std::chrono::seconds next_look{};  // when looking again makes sense
 };
 

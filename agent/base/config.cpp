@@ -1,0 +1,125 @@
+#include "base/config.hpp"
+
+#include <cstdlib>
+#include <toml++/toml.h>
+
+#include "base/errors.hpp"
+
+namespace qscd::agent {
+
+namespace {
+
+std::optional<std::string> optional_string(const toml::table& table, std::string_view section, std::string_view key,
+                                           const std::string& origin) {
+  const toml::node* node = table.at_path(std::string(section) + "." + std::string(key)).node();
+  if (node == nullptr) return std::nullopt;
+  if (auto value = node->value<std::string>()) return value;
+  throw UsageError(origin + ": " + std::string(section) + "." + std::string(key), "must be a string");
+}
+
+std::string rule_string(const toml::table& rule, std::string_view key, std::size_t index, const std::string& origin,
+                        bool required) {
+  const toml::node* node = rule.get(key);
+  std::string field = origin + ": watch.rule[" + std::to_string(index) + "]." + std::string(key);
+  if (node == nullptr) {
+    if (required) throw UsageError(field, "is required");
+    return {};
+  }
+  if (auto value = node->value<std::string>()) return *value;
+  throw UsageError(field, "must be a string");
+}
+
+}  // namespace
+
+Config parse_config(std::string_view text, const std::string& origin) {
+  toml::table table;
+  try {
+    table = toml::parse(text, origin);
+  } catch (const toml::parse_error& error) {
+    const auto& where = error.source().begin;
+    throw UsageError(origin + ":" + std::to_string(where.line) + ":" + std::to_string(where.column),
+                     std::string(error.description()));
+  }
+  Config config;
+  config.pkcs11_module = optional_string(table, "pkcs11", "module", origin);
+  config.api_base_url = optional_string(table, "api", "base_url", origin);
+  config.api_ca_file = optional_string(table, "api", "ca_file", origin);
+  config.api_key_source = optional_string(table, "api", "key_source", origin);
+  config.api_pickup_path = optional_string(table, "api", "pickup_path", origin);
+  if (config.api_pickup_path && (!config.api_pickup_path->starts_with("/") ||
+                                 config.api_pickup_path->find("{order_id}") == std::string::npos)) {
+    throw UsageError(origin + ": api.pickup_path", "must start with / and contain {order_id}");
+  }
+  config.state_dir = optional_string(table, "agent", "state_dir", origin);
+  if (const toml::node* node = table.at_path("renew.within_days").node()) {
+    auto days = node->value<int64_t>();
+    if (!days || *days < 1 || *days > 3650) throw UsageError(origin + ": renew.within_days", "must be a whole number of days from 1 to 3650");
+    config.renew_within_days = static_cast<int>(*days);
+  }
+  if (const toml::node* node = table.at_path("watch.rule").node()) {
+    const toml::array* rules = node->as_array();
+    if (rules == nullptr) throw UsageError(origin + ": watch.rule", "must be an array of tables ([[watch.rule]])");
+    std::size_t index = 0;
+    for (const toml::node& item : *rules) {
+      const toml::table* rule = item.as_table();
+      if (rule == nullptr) throw UsageError(origin + ": watch.rule[" + std::to_string(index) + "]", "must be a table");
+      WatchRule parsed;
+      parsed.match = rule_string(*rule, "match", index, origin, true);
+      parsed.action = rule_string(*rule, "action", index, origin, true);
+      if (parsed.action != "provision" && parsed.action != "renew" && parsed.action != "resume") {
+        throw UsageError(origin + ": watch.rule[" + std::to_string(index) + "].action", "must be provision, renew or resume");
+      }
+      parsed.profile = rule_string(*rule, "profile", index, origin, false);
+      parsed.product = rule_string(*rule, "product", index, origin, false);
+      parsed.key_type = rule_string(*rule, "key_type", index, origin, false);
+      parsed.label = rule_string(*rule, "label", index, origin, false);
+      parsed.subject_file = rule_string(*rule, "subject_file", index, origin, false);
+      parsed.order_file = rule_string(*rule, "order_file", index, origin, false);
+      parsed.pin_source = rule_string(*rule, "pin_source", index, origin, false);
+      if (const toml::node* approve = rule->get("approve")) {
+        auto value = approve->value<bool>();
+        if (!value) throw UsageError(origin + ": watch.rule[" + std::to_string(index) + "].approve", "must be true or false");
+        parsed.approve = *value;
+      }
+      config.watch_rules.push_back(std::move(parsed));
+      ++index;
+    }
+  }
+  return config;
+}
+
+Config load_config(const std::optional<std::filesystem::path>& explicit_path) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> candidates;
+  if (explicit_path) {
+    if (!fs::exists(*explicit_path)) throw UsageError("--config", explicit_path->string() + " does not exist");
+    candidates.push_back(*explicit_path);
+  } else {
+    if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg != nullptr && *xdg != '\0') {
+      candidates.emplace_back(fs::path(xdg) / "qscd-agent" / "agent.toml");
+    } else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+      candidates.emplace_back(fs::path(home) / ".config" / "qscd-agent" / "agent.toml");
+    }
+    candidates.emplace_back("/etc/qscd-agent/agent.toml");
+  }
+  for (const fs::path& path : candidates) {
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) continue;
+    std::string origin = path.string();
+    std::string text;
+    {
+      std::FILE* file = std::fopen(origin.c_str(), "rb");
+      if (file == nullptr) throw UsageError("--config", "cannot read " + origin);
+      char buffer[4096];
+      std::size_t n = 0;
+      while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0) text.append(buffer, n);
+      std::fclose(file);
+    }
+    Config config = parse_config(text, origin);
+    config.source = path;
+    return config;
+  }
+  return Config{};
+}
+
+}  // namespace qscd::agent

@@ -1,0 +1,30 @@
+#include "base/log.hpp"
+
+#include <cstdio>
+#include <string>
+
+namespace qscd::agent {
+
+void Log::write(std::string_view prefix, std::string_view message) const {
+  std::string line;
+  line.reserve(prefix.size() + message.size() + 16);
+  line.append("qscd-agent: ").append(prefix).append(message).push_back('\n');
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
+
+void Log::error(std::string_view message) const { write("error: ", message); }
+void Log::warn(std::string_view message) const {
+  if (level_ >= LogLevel::normal) write("warning: ", message);
+}
+void Log::progress(std::string_view message) const {
+  if (level_ >= LogLevel::normal) write("", message);
+}
+void Log::info(std::string_view message) const {
+  if (level_ >= LogLevel::verbose) write("", message);
+}
+void Log::debug(std::string_view message) const {
+  if (level_ >= LogLevel::trace) write("debug: ", message);
+}
+
+}  // namespace qscd::agent

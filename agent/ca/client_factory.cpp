@@ -1,0 +1,32 @@
+#include "ca/client_factory.hpp"
+
+#ifndef QSCD_AGENT_VERSION
+#define QSCD_AGENT_VERSION "0.0.0"
+#endif
+
+namespace qscd::agent {
+
+SecretBuffer read_api_key(const CaSettings& settings) {
+  return read_secret(settings.key_source, "API key", "--api-key-source");
+}
+
+api::Client make_api_client(const CaSettings& settings) {
+  api::check_base_url(settings.base_url);  // refuse a bad URL before asking for the key
+  return make_api_client(settings, read_api_key(settings));
+}
+
+api::Client make_api_client(const CaSettings& settings, const SecretBuffer& key) {
+  api::ClientOptions options;
+  options.base_url = settings.base_url;
+  api::check_base_url(options.base_url);
+  options.ca_file = settings.ca_file;
+  if (settings.pickup_path) options.pickup_path = *settings.pickup_path;
+  options.user_agent = std::string("qscd-agent/") + QSCD_AGENT_VERSION;
+  if (settings.trace != nullptr) {
+    const Log* log = settings.trace;
+    options.trace = [log](std::string_view line) { log->debug(line); };  // X-DC-DEVKEY arrives redacted
+  }
+  return api::Client(std::move(options), api::ApiKey(key.bytes()));
+}
+
+}  // namespace qscd::agent

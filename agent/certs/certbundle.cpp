@@ -1,0 +1,482 @@
+#include "certs/certbundle.hpp"
+
+#include "base/hex.hpp"
+
+#include <openssl/asn1.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
+
+namespace qscd::agent {
+
+
+namespace {
+
+using ossl::X509Ptr;
+
+
+struct StackOfX509Free {
+  void operator()(STACK_OF(X509) * stack) const noexcept { sk_X509_pop_free(stack, X509_free); }
+};
+using X509StackPtr = std::unique_ptr<STACK_OF(X509), StackOfX509Free>;
+
+struct AsnSequenceFree {
+  void operator()(ASN1_SEQUENCE_ANY* seq) const noexcept { sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free); }
+};
+using AsnSequencePtr = std::unique_ptr<ASN1_SEQUENCE_ANY, AsnSequenceFree>;
+
+void append_pkcs7(PKCS7* p7, std::vector<X509Ptr>& out) {
+  STACK_OF(X509)* certs = nullptr;
+  if (PKCS7_type_is_signed(p7) && p7->d.sign != nullptr) {
+    certs = p7->d.sign->cert;
+  } else if (PKCS7_type_is_signedAndEnveloped(p7) && p7->d.signed_and_enveloped != nullptr) {
+    certs = p7->d.signed_and_enveloped->cert;
+  }
+  for (int i = 0; certs != nullptr && i < sk_X509_num(certs); ++i) out.push_back(ossl::share(sk_X509_value(certs, i)));
+}
+
+struct PemBlock {
+  std::string name;
+  std::vector<unsigned char> der;
+};
+
+std::vector<PemBlock> pem_blocks(std::span<const unsigned char> data, const std::string& origin) {
+  ossl::BioPtr bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+  std::vector<PemBlock> blocks;
+  for (;;) {
+    char* name = nullptr;
+    char* header = nullptr;
+    unsigned char* body = nullptr;
+    long length = 0;
+    if (PEM_read_bio(bio.get(), &name, &header, &body, &length) != 1) {
+      unsigned long error = ERR_peek_last_error();
+      ERR_clear_error();
+      if (ERR_GET_REASON(error) == PEM_R_NO_START_LINE && !blocks.empty()) break;
+      throw UsageError(origin, "unreadable PEM");
+    }
+    PemBlock block{name, std::vector<unsigned char>(body, body + length)};
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_free(body);
+    blocks.push_back(std::move(block));
+  }
+  return blocks;
+}
+
+// Decodes a whole DER buffer as X.509 or PKCS#7; false when it is neither.
+bool decode_der(std::span<const unsigned char> der, std::vector<X509Ptr>& out) {
+  const unsigned char* p = der.data();
+  X509Ptr cert(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+  if (cert && p == der.data() + der.size()) {
+    out.push_back(std::move(cert));
+    return true;
+  }
+  p = der.data();
+  ossl::Pkcs7Ptr p7(d2i_PKCS7(nullptr, &p, static_cast<long>(der.size())));
+  ERR_clear_error();
+  if (p7 && p == der.data() + der.size()) {
+    append_pkcs7(p7.get(), out);
+    return true;
+  }
+  return false;
+}
+
+std::string asn1_time_iso(const ASN1_TIME* time) {
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(time, &tm) != 1) return "?";
+  std::array<char, 32> text{};
+  std::strftime(text.data(), text.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text.data();
+}
+
+
+std::string text_of(const ASN1_OBJECT* object) {
+  std::array<char, 128> text{};
+  OBJ_obj2txt(text.data(), static_cast<int>(text.size()), object, 1);
+  return text.data();
+}
+
+// The elements of a DER SEQUENCE held in an ASN1_TYPE (V_ASN1_SEQUENCE keeps
+// the whole encoding), decoded by OpenSSL as a SEQUENCE OF ANY.
+AsnSequencePtr sequence_of(const ASN1_TYPE* type) {
+  if (type == nullptr || type->type != V_ASN1_SEQUENCE) return nullptr;
+  const unsigned char* p = type->value.sequence->data;
+  AsnSequencePtr seq(d2i_ASN1_SEQUENCE_ANY(nullptr, &p, type->value.sequence->length));
+  ERR_clear_error();
+  return seq;
+}
+
+constexpr const char* oid_qc_compliance = "0.4.0.1862.1.1";
+constexpr const char* oid_qc_sscd = "0.4.0.1862.1.4";
+constexpr const char* oid_qc_type = "0.4.0.1862.1.6";
+constexpr const char* oid_qc_type_eseal = "0.4.0.1862.1.6.2";
+
+// QCStatements ::= SEQUENCE OF QCStatement; QCStatement ::= SEQUENCE { statementId
+// OBJECT IDENTIFIER, statementInfo ANY OPTIONAL } (RFC 3739); QcType's info is a
+// SEQUENCE OF OBJECT IDENTIFIER (ETSI EN 319 412-5).
+QcStatementsReport read_qc_statements(X509* cert) {
+  QcStatementsReport report;
+  int index = X509_get_ext_by_NID(cert, NID_qcStatements, -1);
+  if (index < 0) return report;
+  const ASN1_OCTET_STRING* value = X509_EXTENSION_get_data(X509_get_ext(cert, index));
+  const unsigned char* p = value->data;
+  AsnSequencePtr statements(d2i_ASN1_SEQUENCE_ANY(nullptr, &p, value->length));
+  ERR_clear_error();
+  if (!statements) return report;
+  for (int i = 0; i < sk_ASN1_TYPE_num(statements.get()); ++i) {
+    AsnSequencePtr statement = sequence_of(sk_ASN1_TYPE_value(statements.get(), i));
+    if (!statement || sk_ASN1_TYPE_num(statement.get()) < 1) continue;
+    const ASN1_TYPE* id = sk_ASN1_TYPE_value(statement.get(), 0);
+    if (id->type != V_ASN1_OBJECT) continue;
+    std::string oid = text_of(id->value.object);
+    if (oid == oid_qc_compliance) report.compliance = true;
+    if (oid == oid_qc_sscd) report.sscd = true;
+    if (oid == oid_qc_type && sk_ASN1_TYPE_num(statement.get()) > 1) {
+      AsnSequencePtr types = sequence_of(sk_ASN1_TYPE_value(statement.get(), 1));
+      for (int j = 0; types && j < sk_ASN1_TYPE_num(types.get()); ++j) {
+        const ASN1_TYPE* type = sk_ASN1_TYPE_value(types.get(), j);
+        if (type->type == V_ASN1_OBJECT && text_of(type->value.object) == oid_qc_type_eseal) report.type_eseal = true;
+      }
+    }
+  }
+  return report;
+}
+
+using NameEntries = std::vector<std::pair<std::string, std::string>>;
+
+NameEntries name_entries(const X509_NAME* name) {
+  NameEntries entries;
+  for (int i = 0; i < X509_NAME_entry_count(name); ++i) {
+    const X509_NAME_ENTRY* entry = X509_NAME_get_entry(name, i);
+    int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(entry));
+    std::string attribute = nid != NID_undef ? OBJ_nid2sn(nid) : text_of(X509_NAME_ENTRY_get_object(entry));
+    unsigned char* utf8 = nullptr;
+    int length = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(entry));
+    std::string value = length >= 0 ? std::string(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(length)) : "?";
+    OPENSSL_free(utf8);
+    entries.emplace_back(attribute, value);
+  }
+  return entries;
+}
+
+void compare_subjects(const X509_NAME* csr, const X509_NAME* cert, IssuanceReport& report) {
+  NameEntries from_csr = name_entries(csr);
+  NameEntries from_cert = name_entries(cert);
+  std::vector<std::string> attributes;  // in order of first appearance, CSR first
+  std::map<std::string, std::pair<std::vector<std::string>, std::vector<std::string>>> values;
+  for (const auto& [attribute, value] : from_csr) {
+    if (!values.contains(attribute)) attributes.push_back(attribute);
+    values[attribute].first.push_back(value);
+  }
+  for (const auto& [attribute, value] : from_cert) {
+    if (!values.contains(attribute)) attributes.push_back(attribute);
+    values[attribute].second.push_back(value);
+  }
+  auto join = [](const std::vector<std::string>& parts) {
+    std::string out;
+    for (const auto& part : parts) out += (out.empty() ? "" : "; ") + part;
+    return out;
+  };
+  for (const auto& attribute : attributes) {
+    const auto& [in_csr, in_cert] = values[attribute];
+    if (in_csr != in_cert) report.subject_differences.push_back({attribute, join(in_csr), join(in_cert)});
+  }
+  report.subject_order_differs = report.subject_differences.empty() && from_csr != from_cert;
+}
+
+bool has_non_repudiation(X509* cert) {
+  uint32_t usage = X509_get_key_usage(cert);  // UINT32_MAX when the extension is absent
+  return usage != UINT32_MAX && (usage & KU_NON_REPUDIATION) != 0;
+}
+
+bool self_signed(X509* cert) { return X509_self_signed(cert, 0) == 1; }
+
+}  // namespace
+
+std::vector<X509Ptr> read_certificates(std::span<const unsigned char> data, const std::string& origin) {
+  std::vector<X509Ptr> out;
+  static constexpr std::string_view pem_marker = "-----BEGIN ";
+  std::string_view as_text(reinterpret_cast<const char*>(data.data()), data.size());
+  if (as_text.find(pem_marker) != std::string_view::npos) {
+    for (const auto& block : pem_blocks(data, origin)) {
+      const unsigned char* p = block.der.data();
+      if (block.name == PEM_STRING_X509 || block.name == PEM_STRING_X509_OLD) {
+        X509Ptr cert(d2i_X509(nullptr, &p, static_cast<long>(block.der.size())));
+        if (!cert) throw UsageError(origin, "a CERTIFICATE block does not decode: " + ossl::error_text());
+        out.push_back(std::move(cert));
+      } else if (block.name == PEM_STRING_X509_TRUSTED) {
+        X509Ptr cert(d2i_X509_AUX(nullptr, &p, static_cast<long>(block.der.size())));
+        if (!cert) throw UsageError(origin, "a TRUSTED CERTIFICATE block does not decode: " + ossl::error_text());
+        out.push_back(std::move(cert));
+      } else if (block.name == PEM_STRING_PKCS7 || block.name == "CERTIFICATE CHAIN") {
+        if (!decode_der(block.der, out)) throw UsageError(origin, "a PKCS7 block does not decode");
+      } else {
+        throw UsageError(origin, "unexpected PEM block '" + block.name + "' (expected CERTIFICATE or PKCS7)");
+      }
+    }
+  } else if (!decode_der(data, out)) {
+    throw UsageError(origin, "neither PEM nor a DER certificate nor DER PKCS#7");
+  }
+  if (out.empty()) throw UsageError(origin, "holds no certificate");
+  return out;
+}
+
+std::vector<X509Ptr> read_certificates(std::string_view text, const std::string& origin) {
+  return read_certificates(std::span(reinterpret_cast<const unsigned char*>(text.data()), text.size()), origin);
+}
+
+namespace {
+std::vector<unsigned char> file_bytes(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw UsageError(file.string(), "cannot be read");
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+}  // namespace
+
+std::vector<X509Ptr> read_certificate_file(const std::filesystem::path& file) {
+  return read_certificates(file_bytes(file), file.string());
+}
+
+ossl::X509ReqPtr read_csr_file(const std::filesystem::path& file) {
+  auto data = file_bytes(file);
+  return read_csr(std::string_view(reinterpret_cast<const char*>(data.data()), data.size()), file.string());
+}
+
+ossl::X509ReqPtr read_csr(std::string_view pem, const std::string& origin) {
+  ossl::BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  ossl::X509ReqPtr csr(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
+  if (!csr) throw UsageError(origin, "not a PEM certificate request: " + ossl::error_text());
+  return csr;
+}
+
+CertBundle select_for_key(std::vector<X509Ptr> certificates, EVP_PKEY* key) {
+  auto match = std::find_if(certificates.begin(), certificates.end(),
+                            [key](const X509Ptr& cert) { return EVP_PKEY_eq(X509_get0_pubkey(cert.get()), key) == 1; });
+  if (match == certificates.end()) {
+    std::string subjects;
+    for (const auto& cert : certificates) subjects += (subjects.empty() ? "" : " | ") + subject_line(X509_get_subject_name(cert.get()));
+    ERR_clear_error();
+    throw CertificateNotForKey("the certificate is not for this key: none of " + std::to_string(certificates.size()) +
+                               " certificate(s) (" + subjects + ") has the token key's public key");
+  }
+  CertBundle bundle;
+  bundle.end_entity = std::move(*match);
+  for (auto& cert : certificates) {
+    if (cert && X509_cmp(cert.get(), bundle.end_entity.get()) != 0) bundle.others.push_back(std::move(cert));
+  }
+  return bundle;
+}
+
+std::vector<X509Ptr> verify_chain(const CertBundle& bundle, const std::optional<std::filesystem::path>& trust_file) {
+  ossl::X509StorePtr store(X509_STORE_new());
+  if (trust_file) {
+    auto anchors = read_certificate_file(*trust_file);
+    for (const auto& anchor : anchors) X509_STORE_add_cert(store.get(), anchor.get());
+  } else {
+    // The system store as a hashed folder (/etc/ssl/certs), looked up by issuer name when
+    // needed: X509_STORE_set_default_paths would also parse the whole bundle file, which was
+    // half of a provisioning run's CPU time (docs/performance.md).
+    X509_LOOKUP* lookup = X509_STORE_add_lookup(store.get(), X509_LOOKUP_hash_dir());
+    if (lookup == nullptr || X509_LOOKUP_add_dir(lookup, nullptr, X509_FILETYPE_DEFAULT) != 1) {
+      throw ChainNotTrusted("cannot open the system trust store: " + ossl::error_text());
+    }
+  }
+  X509StackPtr untrusted(sk_X509_new_null());
+  for (const auto& cert : bundle.others) {
+    X509_up_ref(cert.get());
+    sk_X509_push(untrusted.get(), cert.get());
+  }
+  ossl::X509StoreCtxPtr ctx(X509_STORE_CTX_new());
+  if (X509_STORE_CTX_init(ctx.get(), store.get(), bundle.end_entity.get(), untrusted.get()) != 1) {
+    throw ChainNotTrusted("cannot set up chain verification: " + ossl::error_text());
+  }
+  X509_STORE_CTX_set_flags(ctx.get(), X509_V_FLAG_NO_CHECK_TIME);
+  if (X509_verify_cert(ctx.get()) != 1) {
+    int error = X509_STORE_CTX_get_error(ctx.get());
+    X509* at = X509_STORE_CTX_get_current_cert(ctx.get());
+    ERR_clear_error();
+    std::string where = at != nullptr ? " at " + subject_line(X509_get_subject_name(at)) : "";
+    throw ChainNotTrusted("the certificate chain does not lead to " +
+                          (trust_file ? "the trust anchors in " + trust_file->string() : std::string("the system trust store")) +
+                          ": " + X509_verify_cert_error_string(error) + where);
+  }
+  X509StackPtr chain(X509_STORE_CTX_get1_chain(ctx.get()));
+  std::vector<X509Ptr> out;
+  for (int i = 0; i < sk_X509_num(chain.get()); ++i) out.push_back(ossl::share(sk_X509_value(chain.get(), i)));
+  return out;
+}
+
+std::vector<X509Ptr> intermediates_of(const std::vector<X509Ptr>& chain) {
+  std::vector<X509Ptr> out;
+  for (std::size_t i = 1; i < chain.size(); ++i) {
+    if (!self_signed(chain[i].get())) out.push_back(ossl::share(chain[i].get()));
+  }
+  return out;
+}
+
+std::vector<X509Ptr> issuers_in_bundle(const CertBundle& bundle) {
+  std::vector<X509Ptr> chain;
+  X509* last = bundle.end_entity.get();
+  while (chain.size() < bundle.others.size()) {
+    auto issuer = std::find_if(bundle.others.begin(), bundle.others.end(), [last](const X509Ptr& candidate) {
+      return candidate.get() != last && X509_check_issued(candidate.get(), last) == X509_V_OK;
+    });
+    if (issuer == bundle.others.end() || self_signed(issuer->get())) break;
+    chain.push_back(ossl::share(issuer->get()));
+    last = issuer->get();
+  }
+  ERR_clear_error();
+  return chain;
+}
+
+IssuanceExpectations IssuanceExpectations::for_job(std::string_view profile, std::string_view product) {
+  IssuanceExpectations expected;
+  expected.seal_profile = profile == "pkio-eseal";
+  expected.qscd_seal_product =
+      product == "pkio_qualified_organisation_services" || product == "eu_eseal" || product == "eu_eseal_psd2";
+  return expected;
+}
+
+IssuanceReport check_issued(X509* certificate, EVP_PKEY* token_key, const IssuanceExpectations& expected,
+                            std::time_t now) {
+  IssuanceReport report;
+  report.key_matches = EVP_PKEY_eq(X509_get0_pubkey(certificate), token_key) == 1;
+  report.not_before = asn1_time_iso(X509_get0_notBefore(certificate));
+  report.not_after = asn1_time_iso(X509_get0_notAfter(certificate));
+  report.valid_now = X509_cmp_time(X509_get0_notBefore(certificate), &now) < 0 &&
+                     X509_cmp_time(X509_get0_notAfter(certificate), &now) > 0;
+  if (expected.seal_profile) report.non_repudiation = has_non_repudiation(certificate);
+  if (expected.qscd_seal_product) report.qc = read_qc_statements(certificate);
+  if (expected.csr != nullptr) {
+    compare_subjects(X509_REQ_get_subject_name(expected.csr), X509_get_subject_name(certificate), report);
+  }
+  ERR_clear_error();
+  return report;
+}
+
+std::vector<std::string> IssuanceReport::blocking() const {
+  std::vector<std::string> problems;
+  if (!key_matches) problems.emplace_back("the certificate's public key is not the token key's");
+  if (!valid_now) problems.push_back("the certificate is not valid now (" + not_before + " to " + not_after + ")");
+  if (non_repudiation == false) problems.emplace_back("a seal certificate without key usage nonRepudiation");
+  return problems;
+}
+
+std::vector<std::string> IssuanceReport::lines() const {
+  std::vector<std::string> out;
+  out.push_back(std::string(key_matches ? "ok" : "FAILED") + ": public key is the token key's");
+  out.push_back(std::string(valid_now ? "ok" : "FAILED") + ": valid from " + not_before + " to " + not_after);
+  if (non_repudiation) out.push_back(std::string(*non_repudiation ? "ok" : "FAILED") + ": key usage nonRepudiation");
+  if (qc) {
+    auto line = [&out](bool present, const char* what) {
+      out.push_back(std::string(present ? "present" : "MISSING") + ": qcStatement " + what);
+    };
+    line(qc->compliance, "QcCompliance (0.4.0.1862.1.1)");
+    line(qc->sscd, "QcSSCD (0.4.0.1862.1.4)");
+    line(qc->type_eseal, "QcType eseal (0.4.0.1862.1.6.2)");
+  }
+  for (const auto& difference : subject_differences) {
+    out.push_back("subject differs: " + difference.attribute + " in CSR \"" + difference.in_csr +
+                  "\", in certificate \"" + difference.in_certificate + "\"");
+  }
+  if (subject_order_differs) out.emplace_back("subject differs: same attributes in another order");
+  return out;
+}
+
+nlohmann::json IssuanceReport::to_json() const {
+  nlohmann::json doc = {{"key_matches", key_matches},
+                        {"not_before", not_before},
+                        {"not_after", not_after},
+                        {"valid_now", valid_now},
+                        {"subject_order_differs", subject_order_differs},
+                        {"blocking", blocking()}};
+  if (non_repudiation) doc["non_repudiation"] = *non_repudiation;
+  if (qc) doc["qc_statements"] = {{"qc_compliance", qc->compliance}, {"qc_sscd", qc->sscd}, {"qc_type_eseal", qc->type_eseal}};
+  doc["subject_differences"] = nlohmann::json::array();
+  for (const auto& d : subject_differences) {
+    doc["subject_differences"].push_back({{"attribute", d.attribute}, {"csr", d.in_csr}, {"certificate", d.in_certificate}});
+  }
+  return doc;
+}
+
+void require_installable(const IssuanceReport& report) {
+  auto problems = report.blocking();
+  if (problems.empty()) return;
+  std::string message = "the certificate cannot be installed: ";
+  for (std::size_t i = 0; i < problems.size(); ++i) message += (i == 0 ? "" : "; ") + problems[i];
+  throw CertificateRejected(message, report.lines());
+}
+
+std::string sha256_hex(std::span<const unsigned char> der) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int length = 0;
+  if (EVP_Digest(der.data(), der.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("SHA-256 failed: " + ossl::error_text());
+  }
+  return hex_lower(std::span(digest.data(), length));
+}
+
+namespace {
+template <typename T, typename Encode>
+std::vector<unsigned char> der_of(T* object, Encode encode, const char* what) {
+  int length = encode(object, nullptr);
+  if (length <= 0) throw std::runtime_error(std::string("cannot DER-encode the ") + what + ": " + ossl::error_text());
+  std::vector<unsigned char> der(static_cast<std::size_t>(length));
+  unsigned char* p = der.data();
+  encode(object, &p);
+  return der;
+}
+}  // namespace
+
+std::string spki_sha256(EVP_PKEY* key) { return sha256_hex(der_of(key, i2d_PUBKEY, "public key")); }
+std::string certificate_sha256(X509* certificate) { return sha256_hex(to_der(certificate)); }
+std::string csr_sha256(X509_REQ* csr) { return sha256_hex(der_of(csr, i2d_X509_REQ, "CSR")); }
+std::vector<unsigned char> to_der(X509* certificate) { return der_of(certificate, i2d_X509, "certificate"); }
+
+std::string serial_hex(X509* certificate) {
+  std::unique_ptr<BIGNUM, ossl::Deleter<BN_free>> number(ASN1_INTEGER_to_BN(X509_get0_serialNumber(certificate), nullptr));
+  char* text = BN_bn2hex(number.get());
+  std::string out(text);
+  OPENSSL_free(text);
+  return out;
+}
+
+std::vector<unsigned char> to_p7b(const std::vector<X509Ptr>& certificates) {
+  // A degenerate SignedData: no signers, no content, only certificates.
+  ossl::Pkcs7Ptr p7(PKCS7_new());
+  if (!p7 || PKCS7_set_type(p7.get(), NID_pkcs7_signed) != 1 || PKCS7_content_new(p7.get(), NID_pkcs7_data) != 1 ||
+      PKCS7_set_detached(p7.get(), 1) != 1) {
+    throw std::runtime_error("cannot make a PKCS#7: " + ossl::error_text());
+  }
+  for (const auto& cert : certificates) {
+    if (PKCS7_add_certificate(p7.get(), cert.get()) != 1) throw std::runtime_error("PKCS#7: " + ossl::error_text());
+  }
+  return der_of(p7.get(), i2d_PKCS7, "PKCS#7");
+}
+
+std::string to_pem(X509* certificate) {
+  ossl::BioPtr bio(BIO_new(BIO_s_mem()));
+  PEM_write_bio_X509(bio.get(), certificate);
+  char* data = nullptr;
+  long length = BIO_get_mem_data(bio.get(), &data);
+  return {data, static_cast<std::size_t>(length)};
+}
+
+std::string subject_line(const X509_NAME* name) {
+  ossl::BioPtr bio(BIO_new(BIO_s_mem()));
+  X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+  char* data = nullptr;
+  long length = BIO_get_mem_data(bio.get(), &data);
+  return {data, static_cast<std::size_t>(length)};
+}
+
+}  // namespace qscd::agent

@@ -1,0 +1,143 @@
+// `token init | change-pin | unblock`: the officer's PIN and token set-up.
+#include "base/errors.hpp"
+#include "cli/token_options.hpp"
+#include "qscd/pkcs11/admin.hpp"
+#include "qscd/pkcs11/module.hpp"
+#include "cli/registry.hpp"
+
+namespace qscd::agent::cmd {
+
+namespace {
+
+// The token layer says what is wrong with a new PIN; which option it came from
+// is the command's to say (`token init` takes the new SO PIN from --so-pin-source).
+template <typename Action>
+void naming_new_pin(const char* so_pin_option, Action action) {
+  try {
+    action();
+  } catch (const p11::NewPinRejected& e) {
+    throw UsageError(e.user() == CKU_SO ? so_pin_option : "--new-pin-source", e.what());
+  }
+}
+
+struct AdminOptions {
+  TokenOptions token;
+  std::string so_pin_source;
+  std::string new_pin_source;
+  std::string label;
+  bool force = false;
+  bool so = false;
+};
+
+void init(Context& context, const AdminOptions& options) {
+  if (options.label.empty() || options.label.size() > 32) throw UsageError("--label", "must be 1 to 32 bytes");
+  p11::Module& module = context.module();
+  // Without --token, only a blank token is picked: re-initialising must be asked for by name.
+  // The token is chosen and checked (nothing is changed) before the PINs are read: on a blank
+  // token the SO PIN is a new one, asked twice from a prompt.
+  auto scope = options.token.token.empty() ? p11::TokenScope::uninitialized : p11::TokenScope::any;
+  p11::TokenInfo token = p11::select_token(module, options.token.token_uri(), scope);
+  if (token.initialized && !options.force) {
+    // Counted without logging in (no user PIN needed to find out): private objects are invisible
+    // here, so zero does not mean empty once a user PIN is set (a QSCD's key is a private object).
+    const std::size_t objects = p11::count_public_objects(module, token.slot);
+    std::string holds;
+    if (objects > 0) {
+      holds = "holds " + std::to_string(objects) + " public objects (private ones are not counted without a PIN)";
+    } else if (token.user_pin_initialized) {
+      holds = "has a user PIN, so it may hold private objects (keys) that cannot be seen without logging in";
+    }
+    if (!holds.empty()) {
+      throw UsageError("--force", "token '" + token.label + "' " + holds + "; initialising erases them all. Add --force to do so");
+    }
+  }
+  SecretBuffer so_pin = token.initialized ? read_pin(options.so_pin_source, "SO PIN", "--so-pin-source")
+                                          : read_new_pin(options.so_pin_source, "new SO PIN", "--so-pin-source");
+  SecretBuffer user_pin = read_new_pin(options.new_pin_source, "new user PIN", "--new-pin-source");
+  context.log.progress("initialising the token in slot " + std::to_string(token.slot) + " as '" + options.label + "'");
+  naming_new_pin("--so-pin-source", [&] {
+    p11::init_token(module, token.slot, so_pin.bytes(), options.label, user_pin.bytes(),
+                    {.allow_final_try = options.token.allow_final_try});
+  });
+  p11::TokenInfo fresh = p11::read_token_info(module, token.slot);
+  CommandResult result;
+  result.json = {{"slot", fresh.slot}, {"label", fresh.label}, {"serial", fresh.serial}, {"uri", p11::token_uri(fresh)}};
+  result.text = "Token initialised: '" + fresh.label + "' (slot " + std::to_string(fresh.slot) + ", serial " +
+                fresh.serial + "); the user PIN is set.\n  URI: " + p11::token_uri(fresh) + "\n";
+  context.set_result(std::move(result));
+}
+
+void change_pin(Context& context, const AdminOptions& options) {
+  const CK_USER_TYPE user = options.so ? CKU_SO : CKU_USER;
+  SecretBuffer old_pin = options.so ? read_pin(options.so_pin_source, "current SO PIN", "--so-pin-source")
+                                    : read_pin(options.token.pin_source, "current user PIN", "--pin-source");
+  SecretBuffer new_pin = read_new_pin(options.new_pin_source, options.so ? "new SO PIN" : "new user PIN",
+                                      "--new-pin-source");
+  p11::Module& module = context.module();
+  p11::TokenInfo token = p11::select_token(module, options.token.token_uri());
+  p11::Session session(module, token.slot, p11::Session::Access::read_write);
+  naming_new_pin("--new-pin-source", [&] {
+    p11::change_pin(session, user, old_pin.bytes(), new_pin.bytes(), {.allow_final_try = options.token.allow_final_try});
+  });
+  session.close();
+  CommandResult result;
+  result.json = {{"token", token.label}, {"uri", p11::token_uri(token)}, {"changed", options.so ? "so" : "user"}};
+  result.text = std::string("The ") + p11::pin_name(user) + " of token '" + token.label + "' is changed.\n";
+  context.set_result(std::move(result));
+}
+
+void unblock(Context& context, const AdminOptions& options) {
+  SecretBuffer so_pin = read_pin(options.so_pin_source, "SO PIN", "--so-pin-source");
+  SecretBuffer new_pin = read_new_pin(options.new_pin_source, "new user PIN", "--new-pin-source");
+  p11::Module& module = context.module();
+  p11::TokenInfo token = p11::select_token(module, options.token.token_uri());
+  p11::Session session(module, token.slot, p11::Session::Access::read_write);
+  naming_new_pin("--new-pin-source", [&] {
+    p11::unblock_user_pin(session, so_pin.bytes(), new_pin.bytes(), {.allow_final_try = options.token.allow_final_try});
+  });
+  session.close();
+  CommandResult result;
+  result.json = {{"token", token.label}, {"uri", p11::token_uri(token)}, {"unblocked", true}};
+  result.text = "The user PIN of token '" + token.label + "' is reset and unlocked.\n";
+  context.set_result(std::move(result));
+}
+
+void add_final_try(CLI::App& command, AdminOptions& options) {
+  command.add_flag("--allow-final-try", options.token.allow_final_try,
+                   "send a PIN even when one more wrong PIN would lock it");
+}
+
+}  // namespace
+
+void add_token(CLI::App& app, Context& context) {
+  auto options = std::make_shared<AdminOptions>();
+  CLI::App* token = app.add_subcommand("token", "set up a token and manage its PINs");
+  token->require_subcommand(1);
+
+  CLI::App* init_command = token->add_subcommand("init", "initialise a token: SO PIN, label, first user PIN");
+  add_token_option(*init_command, options->token);
+  init_command->add_option("--label", options->label, "token label (1 to 32 bytes)")->required();
+  init_command->add_option("--so-pin-source", options->so_pin_source, "SO PIN source (the current one on a used token)");
+  init_command->add_option("--new-pin-source", options->new_pin_source, "source of the new user PIN");
+  init_command->add_flag("--force", options->force, "re-initialise a token that holds objects, erasing them");
+  add_final_try(*init_command, *options);
+  init_command->callback([&context, options] { init(context, *options); });
+
+  CLI::App* change = token->add_subcommand("change-pin", "change the user PIN (or with --so the SO PIN)");
+  add_token_option(*change, options->token);
+  change->add_flag("--so", options->so, "change the SO PIN (old one from --so-pin-source)");
+  change->add_option("--pin-source", options->token.pin_source, "current user PIN source");
+  change->add_option("--so-pin-source", options->so_pin_source, "current SO PIN source (with --so)");
+  change->add_option("--new-pin-source", options->new_pin_source, "source of the new PIN");
+  add_final_try(*change, *options);
+  change->callback([&context, options] { change_pin(context, *options); });
+
+  CLI::App* unblock_command = token->add_subcommand("unblock", "reset a locked user PIN with the SO PIN");
+  add_token_option(*unblock_command, options->token);
+  unblock_command->add_option("--so-pin-source", options->so_pin_source, "SO PIN source");
+  unblock_command->add_option("--new-pin-source", options->new_pin_source, "source of the new user PIN");
+  add_final_try(*unblock_command, *options);
+  unblock_command->callback([&context, options] { unblock(context, *options); });
+}
+
+}  // namespace qscd::agent::cmd

@@ -1,0 +1,108 @@
+#include "cli/context.hpp"
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+
+#include "base/errors.hpp"
+#include "qscd/pkcs11/module.hpp"
+
+namespace qscd::agent {
+
+Context::Context() = default;
+Context::~Context() = default;
+
+void Context::apply_verbosity() {
+  if (options.quiet) {
+    log.set_level(LogLevel::quiet);
+  } else if (options.verbose >= 2) {
+    log.set_level(LogLevel::trace);
+  } else if (options.verbose == 1) {
+    log.set_level(LogLevel::verbose);
+  }
+}
+
+const Config& Context::config() {
+  if (!config_) {
+    std::optional<std::filesystem::path> path;
+    if (!options.config_path.empty()) path = options.config_path;
+    config_ = load_config(path);
+  }
+  return *config_;
+}
+
+Context::ModuleChoice Context::module_choice() {
+  if (!options.module.empty()) return {options.module, "--module"};
+  if (const char* env = std::getenv("QSCD_AGENT_MODULE"); env != nullptr && *env != '\0') {
+    return {env, "QSCD_AGENT_MODULE"};
+  }
+  const Config& loaded = config();
+  if (const auto& configured = loaded.pkcs11_module) {
+    return {*configured, "pkcs11.module of " + (loaded.source ? loaded.source->string() : std::string("the config"))};
+  }
+  return {p11::Module::default_path(), "the default module (no --module, QSCD_AGENT_MODULE or pkcs11.module)"};
+}
+
+p11::Module& Context::module() {
+  if (!module_) {
+    ModuleChoice choice = module_choice();
+    log.debug("loading PKCS#11 module " + choice.path + " (" + choice.origin + ")");
+    module_ = std::make_unique<p11::Module>(choice.path, choice.origin);
+  }
+  return *module_;
+}
+
+TokenAccess Context::tokens() {
+  return TokenAccess{[this]() -> p11::Module& { return module(); }, log};
+}
+
+CaSettings Context::ca_settings() {
+  CaSettings settings;
+  const Config& loaded = config();
+  if (!options.api_url.empty()) {
+    settings.base_url = options.api_url;
+  } else if (loaded.api_base_url) {
+    settings.base_url = *loaded.api_base_url;
+  }
+  if (!options.ca_file.empty()) {
+    settings.ca_file = options.ca_file;
+  } else if (loaded.api_ca_file) {
+    settings.ca_file = *loaded.api_ca_file;
+  }
+  if (!options.api_key_source.empty()) {
+    settings.key_source = options.api_key_source;
+  } else if (loaded.api_key_source) {
+    settings.key_source = *loaded.api_key_source;
+  }
+  settings.pickup_path = loaded.api_pickup_path;
+  if (log.level() >= LogLevel::trace) settings.trace = &log;
+  return settings;
+}
+
+ProvisionServices Context::provision_services() {
+  return ProvisionServices{tokens(), [this] { return state_dir(); }, ca_settings()};
+}
+
+std::filesystem::path Context::state_dir() {
+  std::filesystem::path dir;
+  if (!options.state_dir.empty()) {
+    dir = options.state_dir;
+  } else if (const char* env = std::getenv("QSCD_AGENT_STATE_DIR"); env != nullptr && *env != '\0') {
+    dir = env;
+  } else if (const auto& configured = config().state_dir) {
+    dir = *configured;
+  } else if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg != nullptr && *xdg != '\0') {
+    dir = std::filesystem::path(xdg) / "qscd-agent";
+  } else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    dir = std::filesystem::path(home) / ".local" / "state" / "qscd-agent";
+  } else {
+    throw UsageError("--state-dir", "no state folder: set --state-dir, QSCD_AGENT_STATE_DIR or HOME");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw UsageError("--state-dir", "cannot create " + dir.string() + ": " + ec.message());
+  ::chmod(dir.c_str(), 0700);
+  return dir;
+}
+
+}  // namespace qscd::agent

@@ -1,0 +1,314 @@
+#include "provision/provisioner.hpp"
+
+#include <openssl/objects.h>
+
+#include <thread>
+
+#include "base/errors.hpp"
+#include "base/files.hpp"
+#include "csr/builder.hpp"
+#include "provision/token_run.hpp"
+#include "qscd/api/csr.hpp"
+#include "qscd/api/error.hpp"
+#include "qscd/pkcs11/error.hpp"
+#include "qscd/pkcs11/keys.hpp"
+#include "qscd/pkcs11/module.hpp"
+#include "qscd/pkcs11/uri.hpp"
+
+namespace qscd::agent {
+
+namespace {
+
+using std::chrono::seconds;
+
+// The key the token will make, as inspect_csr() describes a CSR's key: what the order's
+// documented rules are checked against before the token is touched.
+api::CsrInfo planned_csr(const p11::KeyType& type, const csr::Subject& subject) {
+  api::CsrInfo planned;
+  const bool rsa = type.algorithm == p11::KeyType::Algorithm::rsa;
+  planned.key_type = rsa ? "RSA" : "EC";
+  planned.key_bits = rsa ? static_cast<int>(type.rsa_bits) : (type.curve_nid == NID_secp384r1 ? 384 : 256);
+  for (const csr::Attribute& attribute : subject) {
+    if (attribute.type == "CN") planned.common_name = attribute.value;
+  }
+  planned.signature_valid = true;  // the agent signs it
+  return planned;
+}
+
+// The same key as describe_key() describes one ("RSA 3072", "EC P-256"), for the profile's rules.
+std::string described(const api::CsrInfo& planned) {
+  return planned.key_type + (planned.key_type == "EC" ? " P-" : " ") + std::to_string(planned.key_bits);
+}
+
+}  // namespace
+
+Provisioner::Provisioner(ProvisionServices services, ProvisionOptions options)
+    : services_(std::move(services)), options_(std::move(options)), inputs_(std::make_unique<JobInputs>()) {
+  JobInputs& p = *inputs_;
+  // --job ID alone continues a job: what the journal knows need not be typed again.
+  bool need_subject = true;
+  bool need_key = true;
+  // Created and migrated here, once, before any worker opens its own connection: a new file's
+  // switch to WAL cannot wait for another connection doing the same. A state folder that cannot
+  // hold it is refused before the token is touched.
+  spare_journal_.emplace(Journal::open(services_.state_dir()));
+  Journal& journal = *spare_journal_;
+  if (options_.job_id) {
+    const Job job = journal.get(*options_.job_id);
+    if (options_.profile.empty()) options_.profile = job.key.profile;
+    if (options_.product.empty()) options_.product = job.key.product;
+    if (options_.label.empty() && options_.key.empty()) options_.label = job.key.key_label;
+    if (options_.token.token.empty()) options_.token.token = "pkcs11:serial=" + job.key.token_serial;
+    need_key = job.key_id_hex.empty();
+    need_subject = job.csr_pem.empty();
+  }
+  const ProvisionOptions& o = options_;
+  if (o.profile.empty()) throw UsageError("--profile", "required: be-ebox, pkio-server, pkio-eseal or generic");
+  if (o.product.empty() && o.attach_order.empty()) {
+    throw UsageError("--product", "required: the CertCentral product name_id (e.g. pkio_private_services_server)");
+  }
+  p.profile = csr::parse_profile(o.profile);
+  if (!o.subject_file.empty() && !o.set.empty()) throw UsageError("subject", "give --subject-file FILE or --set name=value, not both");
+  if (o.subject_file.empty() && o.set.empty()) {
+    if (need_subject) throw UsageError("subject", "give either --subject-file FILE or --set name=value (repeatable)");
+  } else {
+    const csr::SubjectInput input =
+        o.subject_file.empty() ? csr::parse_set_options(o.set) : csr::read_subject_file(o.subject_file, p.profile);
+    p.subject = csr::prepare_subject(p.profile, input);
+  }
+
+  if (!o.key.empty()) {
+    if (!o.key_type.empty()) throw UsageError("--key-type", "not with --key: the key already exists");
+    try {
+      p.key_uri = p11::Uri::parse(o.key);
+    } catch (const p11::InvalidArgument& e) {
+      throw UsageError("--key", e.what());
+    }
+    if (!p.key_uri->names_object()) throw UsageError("--key", o.key + " names no key: add id=... or object=...");
+  } else {
+    if (o.key_type.empty() && need_key) {
+      throw UsageError("--key-type", "required unless --key names an existing key (rsa:2048|rsa:3072|rsa:4096|ec:p256|ec:p384)");
+    }
+    if (!o.key_type.empty()) {
+      try {
+        p.key_type = p11::parse_key_type(o.key_type);
+      } catch (const p11::InvalidArgument& e) {
+        throw UsageError("--key-type", e.what());
+      }
+    }
+    if (o.label.empty()) throw UsageError("--label", "required: the CKA_LABEL of the key pair to generate");
+    if (!o.id.empty()) {
+      try {
+        p.id = p11::parse_hex_id(o.id);
+      } catch (const p11::InvalidArgument& e) {
+        throw UsageError("--id", e.what());
+      }
+    }
+  }
+  if (o.all && o.job_id) throw UsageError("--all", "not with --job: a job belongs to one token");
+  if (o.all && p.key_uri) throw UsageError("--all", "not with --key: a key belongs to one token");
+  if (o.timeout && o.timeout->count() <= 0) throw UsageError("--timeout", "must be more than zero");
+  if (o.poll_interval && o.poll_interval->count() <= 0) throw UsageError("--poll-interval", "must be at least one second");
+  p.schedule.cap = o.poll_interval;
+  p.rsa_pss = o.rsa_pss;
+  p.approve = o.approve;
+  p.attach_order = o.attach_order;
+  p.login = o.token.login_options();
+  if (!o.trust.empty()) {
+    if (!std::filesystem::is_regular_file(o.trust)) throw UsageError("--trust", o.trust + " is not a file");
+    p.trust = o.trust;
+  }
+
+  if (o.attach_order.empty()) {
+    if (!o.order_file.empty()) {
+      nlohmann::json body = nlohmann::json::parse(read_input_file(o.order_file, "--order-file"), nullptr, false);
+      if (body.is_discarded()) throw UsageError("--order-file", o.order_file + " is not JSON");
+      p.order = api::order_request_from_json(o.product, body);
+    } else {
+      p.order.product = o.product;
+    }
+    if (api::is_qscd_order(p.order)) {
+      throw UsageError("--product", o.product + " with provisioning_method qscd has DigiCert make the key on a token it ships; "
+                                    "provision makes the key here: use a CSR product, or `order attach` for the pickup step");
+    }
+    // The profile's key rules and the documented product rules, checked now against the key the
+    // token will make, so a broken order file is refused before a key is generated.
+    if (p.key_type && !p.subject.empty()) {
+      const api::CsrInfo planned = planned_csr(*p.key_type, p.subject);
+      csr::check_planned_key(p.profile, described(planned), o.rsa_pss);
+      api::OrderRequest check = p.order;
+      if (check.certificate.common_name.empty() && api::product_rules(check.product).common_name_in_order) {
+        check.certificate.common_name = planned.common_name;
+      }
+      api::validate(check, std::chrono::system_clock::now(), planned);
+    }
+  } else {
+    try {
+      (void)to_order_number(o.attach_order, "order id");
+    } catch (const CaError&) {
+      throw UsageError("--order", "'" + o.attach_order + "' is not an order id (a number)");
+    }
+  }
+  p.product = api::product_rules(o.product.empty() ? p.order.product : o.product);
+  // The API key is read now: a bad URL or --api-key-source is refused before the token is touched.
+  api::check_base_url(services_.ca.base_url);
+  p.api_key = read_api_key(services_.ca);
+  // The PIN last: it is only read once the rest of the command line is known to be good.
+  p.pin = read_pin(o.token.pin_source, "user PIN", "--pin-source");
+}
+
+Provisioner::~Provisioner() = default;
+
+Journal Provisioner::journal_connection() {
+  std::lock_guard<std::mutex> lock(spare_journal_mutex_);
+  if (spare_journal_) {
+    Journal journal = std::move(*spare_journal_);
+    spare_journal_.reset();
+    return journal;
+  }
+  return Journal::open(services_.state_dir());
+}
+
+std::vector<p11::TokenInfo> Provisioner::tokens() {
+  p11::Module& module = services_.tokens.module();
+  if (!options_.all) {
+    std::optional<std::string> uri = options_.token.token_uri();
+    if (!uri && !options_.key.empty()) uri = options_.key;
+    return {p11::select_token(module, uri)};
+  }
+  std::optional<p11::Uri> filter;
+  if (auto uri = options_.token.token_uri()) {
+    try {
+      filter = p11::Uri::parse(*uri);
+    } catch (const p11::InvalidArgument& e) {
+      throw UsageError("--token", e.what());
+    }
+  }
+  std::vector<p11::TokenInfo> matching;
+  for (p11::TokenInfo& token : p11::list_tokens(module)) {
+    if (!token.initialized) continue;
+    if (filter && !filter->matches(token)) continue;
+    matching.push_back(std::move(token));
+  }
+  if (matching.empty()) {
+    throw p11::NotFound("--all: no initialised token" + (filter ? " matches " + filter->text() : std::string(" is present")),
+                        filter ? filter->text() : std::string());
+  }
+  return matching;
+}
+
+ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
+  const JobInputs& p = *inputs_;
+  const ProvisionOptions& o = options_;
+  TokenRun run(services_, p, token, journal_connection());
+  Journal& journal = run.journal();
+
+  ProvisionOutcome outcome;
+  outcome.token_label = token.label;
+
+  std::optional<Job> job;
+  if (o.job_id) {
+    job = journal.get(*o.job_id);
+    if (job->key.token_serial != token.serial) {
+      throw UsageError("--job", "job " + std::to_string(*o.job_id) + " belongs to the token with serial " +
+                                    job->key.token_serial + ", not to '" + token.label + "' (serial " + token.serial + ")");
+    }
+  }
+
+  // An existing key (--key) is named by its label in the job key, so it is looked up first.
+  std::optional<p11::ObjectHandle> given_key;
+  std::string label = o.label;
+  if (p.key_uri) {
+    run.login(job);
+    given_key = p11::select_object(run.session(), *p.key_uri, CKO_PRIVATE_KEY);
+    if (label.empty()) {
+      auto bytes = run.session().bytes(*given_key, CKA_LABEL).value_or(p11::Bytes{});
+      label = bytes.empty() ? "id-" + p11::to_hex(run.session().bytes(*given_key, CKA_ID).value_or(p11::Bytes{}))
+                            : std::string(bytes.begin(), bytes.end());
+    }
+  }
+  const JobKey key{token.serial, label, std::string(csr::profile_name(p.profile)), o.product};
+  const StepTable steps = run.steps();
+  // One progress line per committed move.
+  auto progress = [&run](const Job& now, const std::string& detail) {
+    run.say(std::string(to_string(now.state)) + (detail.empty() ? "" : ": " + detail));
+  };
+  if (!job) job = journal.find(key);
+
+  if (job && job->state == JobState::monitoring) {
+    outcome.job = *job;
+    outcome.already_done = true;
+    outcome.key_uri = p11::object_uri(token, p11::parse_hex_id(job->key_id_hex), job->key.key_label);
+    run.say("job " + std::to_string(job->id) + " is already done (certificate " + job->cert_serial + "); nothing to do");
+    return outcome;
+  }
+  if (!given_key) run.login(job);
+
+  if (!job) {
+    NewJob fresh;
+    fresh.key = key;
+    fresh.token_model = token.model;
+    fresh.token_manufacturer = token.manufacturer;
+    if (given_key) {
+      auto id = run.session().bytes(*given_key, CKA_ID).value_or(p11::Bytes{});
+      if (id.empty()) throw UsageError("--key", "the key has no CKA_ID: a certificate is tied to its key by the id");
+      fresh.initial_state = JobState::have_key_pair;
+      fresh.key_id_hex = p11::to_hex(id);
+    } else {
+      // A key with this label that no job owns is not ours to take over silently; nor is a public
+      // key without its private half, which a resume of this job would remove as its own.
+      const LabelledKeys labelled = labelled_keys(run.session(), label);
+      if (!labelled.private_keys.empty()) {
+        auto id = run.session().bytes(labelled.private_keys.front(), CKA_ID).value_or(p11::Bytes{});
+        throw UsageError("--label", "token '" + token.label + "' already holds a key labelled '" + label +
+                                        "'; provision it with --key '" + p11::object_uri(token, id, label) +
+                                        "', or choose another --label");
+      }
+      if (!labelled.public_keys.empty()) {
+        throw UsageError("--label", "token '" + token.label + "' already holds a public key labelled '" + label +
+                                        "' without its private key; remove it or choose another --label");
+      }
+      if (p.id) {
+        if (!p11::find_by_id(run.session(), *p.id).empty()) {
+          throw UsageError("--id", p11::to_hex(*p.id) + " is already used by an object on token '" + token.label + "'");
+        }
+        fresh.key_id_hex = p11::to_hex(*p.id);
+      }
+    }
+    bool created = false;
+    // A new job's first effect-free moves (NEED_KEY_PAIR -> GENERATING_KEY_PAIR) are committed
+    // with its creation.
+    std::vector<std::string> details;
+    std::vector<Job> passed;
+    job = journal.find_or_create(fresh, &created, effect_free_moves(steps, details), &passed);
+    run.say(std::string(created ? "started" : "continuing") + " job " + std::to_string(job->id) + " (" + key.display() + ")");
+    for (std::size_t i = 0; i < passed.size(); ++i) {
+      progress(passed[i], details[i]);
+      test_crash_point(to_string(passed[i].state));
+    }
+  } else {
+    run.say("continuing job " + std::to_string(job->id) + " from " + std::string(to_string(job->state)));
+  }
+
+  RunOptions run_options;
+  run_options.wait = !o.no_wait;
+  if (o.timeout) run_options.deadline = std::chrono::steady_clock::now() + *o.timeout;
+  const std::int64_t id = job->id;
+  run_options.on_transition = progress;
+  const auto started = std::chrono::steady_clock::now();
+  run_options.on_wait = [&run, started](const Job&, const std::string& why, seconds delay) {
+    const auto waited = std::chrono::duration_cast<seconds>(std::chrono::steady_clock::now() - started);
+    run.say("waiting for CertCentral (" + why + "): " + std::to_string(waited.count()) + " s so far, next look in " +
+            std::to_string(delay.count()) + " s");
+  };
+  RunResult result = run_job(journal, id, steps, run_options);
+  outcome.job = result.job;
+  outcome.stop = result.stop;
+  outcome.retry_after = result.retry_after;
+  if (!result.job.key_id_hex.empty()) {
+    outcome.key_uri = p11::object_uri(token, p11::parse_hex_id(result.job.key_id_hex), result.job.key.key_label);
+  }
+  return outcome;
+}
+
+}  // namespace qscd::agent

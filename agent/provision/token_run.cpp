@@ -1,0 +1,134 @@
+#include "provision/token_run.hpp"
+
+#include <openssl/objects.h>
+#include <openssl/x509.h>
+
+#include "base/errors.hpp"
+#include "qscd/api/error.hpp"
+#include "qscd/pkcs11/attributes.hpp"
+#include "qscd/pkcs11/error.hpp"
+#include "qscd/pkcs11/login.hpp"
+
+namespace qscd::agent {
+
+using std::chrono::seconds;
+
+LabelledKeys labelled_keys(const p11::Session& session, const std::string& label) {
+  p11::AttributeTemplate query;
+  query.token(true).label(label);
+  LabelledKeys keys;
+  for (p11::ObjectHandle object : session.find(query)) {
+    const auto object_class = session.ulong(object, CKA_CLASS);
+    if (object_class == CKO_PRIVATE_KEY) keys.private_keys.push_back(object);
+    if (object_class == CKO_PUBLIC_KEY) keys.public_keys.push_back(object);
+  }
+  return keys;
+}
+
+std::string common_name_of(const X509_REQ* request) {
+  const X509_NAME* name = X509_REQ_get_subject_name(request);
+  int index = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+  if (index < 0) return {};
+  const ASN1_STRING* value = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, index));
+  unsigned char* utf8 = nullptr;
+  int length = ASN1_STRING_to_UTF8(&utf8, value);
+  if (length < 0) return {};
+  std::string out(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(length));
+  OPENSSL_free(utf8);
+  return out;
+}
+
+std::int64_t to_order_number(const std::string& id, const std::string& what) {
+  try {
+    std::size_t used = 0;
+    long long value = std::stoll(id, &used);
+    if (used == id.size()) return value;
+  } catch (const std::exception&) {
+  }
+  throw CaError("CertCentral answered with " + what + " '" + id + "', which is not a number");
+}
+
+TokenRun::TokenRun(const ProvisionServices& services, const JobInputs& inputs, const p11::TokenInfo& token, Journal journal)
+    : services_(services),
+      inputs_(inputs),
+      token_(token),
+      session_(services.tokens.module(), token.slot, p11::Session::Access::read_write),
+      journal_(std::move(journal)) {}
+
+void TokenRun::say(const std::string& message) const { services_.tokens.log.progress("token '" + token_.label + "': " + message); }
+
+void TokenRun::start_ca_check() {
+  ca_check_ = std::async(std::launch::async, [this] { return client().list_organizations(); });
+}
+
+void TokenRun::finish_ca_check() {
+  if (!ca_check_.valid()) return;
+  auto answer = ca_check_.get();
+  if (answer.kind() == api::OutcomeKind::refused && answer.refused().auth_failed()) answer.value_or_throw();
+}
+
+api::Client& TokenRun::client() {
+  if (!client_) client_ = std::make_unique<api::Client>(make_api_client(services_.ca, inputs_.api_key));
+  return *client_;
+}
+
+OrderFlow& TokenRun::ca() {
+  finish_ca_check();
+  if (!flow_) flow_ = std::make_unique<OrderFlow>(client(), [this](const std::string& line) { say(line); });
+  return *flow_;
+}
+
+void TokenRun::login(const std::optional<Job>& job) {
+  try {
+    p11::login(session_, CKU_USER, inputs_.pin.bytes(), inputs_.login);
+    start_ca_check();
+  } catch (const p11::PinError& e) {
+    if (job && is_allowed(job->state, JobState::need_user_pin)) {
+      JobLease lease(journal_, job->id);
+      journal_.transition(job->id, lease.job().state, JobState::need_user_pin, e.what());
+    }
+    throw;
+  }
+}
+
+IssuanceExpectations TokenRun::expectations() const {
+  IssuanceExpectations expected;
+  expected.seal_profile = inputs_.profile == csr::Profile::pkio_eseal;
+  expected.qscd_seal_product = inputs_.product.qualified_seal;
+  return expected;
+}
+
+StepTable TokenRun::steps() {
+  StepTable table;
+  table.on_effect_free(JobState::need_key_pair, [](const Job& job) {
+    return StepResult(JobState::generating_key_pair, seconds(0), "key pair '" + job.key.key_label + "' to be made on the token");
+  });
+  table.on(JobState::generating_key_pair, [this](const Job& job) { return generate(job); });
+  table.on_effect_free(JobState::have_key_pair, [](const Job&) { return StepResult(JobState::need_csr); });
+  table.on(JobState::need_csr, [this](const Job& job) { return make_csr(job); });
+  table.on_effect_free(JobState::have_csr, [](const Job&) { return StepResult(JobState::need_to_submit); });
+  table.on_effect_free(JobState::need_to_submit, [this](const Job& job) {
+    const std::string& attach_to = inputs_.attach_order;
+    StepResult result(JobState::submitting, seconds(0),
+                      attach_to.empty() ? "placing a " + job.key.product + " order" : "attaching the CSR to order " + attach_to);
+    if (!attach_to.empty()) result.update.order_id = std::stoll(attach_to);
+    return result;
+  });
+  table.on(JobState::submitting, [this](const Job& job) { return job.order_id ? attach(job) : submit(job); });
+  table.on(JobState::need_order_lookup, [this](const Job& job) { return look_up_order(job); });
+  table.on(JobState::ca_working, [this](const Job& job) { return wait_for_ca(job); });
+  table.on_effect_free(JobState::need_to_install, [](const Job&) {
+    return StepResult(JobState::installing, seconds(0), "writing the certificate and its chain to the token");
+  });
+  table.on(JobState::installing, [this](const Job& job) { return install(job); });
+  // The login before run_job succeeded, so a wait on the PIN is over; the token is the one
+  // selected, so a wait on the token is over too.
+  auto back = [](const Job& job) {
+    return StepResult(job.waiting_from.value_or(JobState::need_key_pair), seconds(0), "the token and its PIN are back");
+  };
+  table.on(JobState::need_user_pin, back);
+  table.on(JobState::need_token, back);
+  return table;
+}
+
+}  // namespace qscd::agent

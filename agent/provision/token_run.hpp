@@ -1,0 +1,118 @@
+#pragma once
+// One token's run of a job: its session, journal connection and CertCentral client, and the
+// steps of the state machine over them. One per worker thread. The steps are grouped by what
+// they do: key_steps.cpp, csr_step.cpp, order_steps.cpp, install_step.cpp.
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/secret.hpp"
+#include "ca/client_factory.hpp"
+#include "ca/order_flow.hpp"
+#include "ca/poll_schedule.hpp"
+#include "certs/certbundle.hpp"
+#include "csr/profile.hpp"
+#include "journal/journal.hpp"
+#include "journal/scheduler.hpp"
+#include "provision/provisioner.hpp"
+#include "qscd/api/order.hpp"
+#include "qscd/api/product.hpp"
+#include "qscd/pkcs11/keys.hpp"
+#include "qscd/pkcs11/session.hpp"
+
+namespace qscd::agent {
+
+// What the command line says, checked and parsed once, shared by every token's worker.
+struct JobInputs {
+  csr::Profile profile{};
+  csr::Subject subject;
+  bool rsa_pss = false;
+  std::optional<p11::KeyType> key_type;
+  std::optional<p11::Bytes> id;
+  std::optional<p11::Uri> key_uri;
+  api::OrderRequest order;  // without the CSR; the job adds it and its tag
+  api::ProductRules product;
+  std::string attach_order;  // --order ID
+  bool approve = false;
+  PollSchedule schedule;
+  std::optional<std::filesystem::path> trust;
+  p11::LoginOptions login;
+  SecretBuffer api_key;
+  SecretBuffer pin;
+};
+
+// The token's keys labelled `label`, by class, in one search. Token objects only: a session
+// object left by the key pair's staging (p11::generate_key_pair) is not the job's key.
+struct LabelledKeys {
+  std::vector<p11::ObjectHandle> private_keys;
+  std::vector<p11::ObjectHandle> public_keys;
+};
+LabelledKeys labelled_keys(const p11::Session& session, const std::string& label);
+
+class TokenRun {
+ public:
+  TokenRun(const ProvisionServices& services, const JobInputs& inputs, const p11::TokenInfo& token, Journal journal);
+
+  void say(const std::string& message) const;
+  Journal& journal() { return journal_; }
+  p11::Session& session() { return session_; }
+
+  // Login with the token layer's anti-lockout rules. A PIN problem parks a known job in
+  // NEED_USER_PIN (the next run with the right PIN continues it) and still fails the run.
+  void login(const std::optional<Job>& job);
+
+  StepTable steps();
+
+ private:
+  // The TLS pre-warm: one authenticated GET (the organisation list) on a second thread while
+  // this one generates the key and signs the CSR, so the order's POST finds the connection made
+  // (docs/performance.md). Started after the login, so a wrong PIN sends nothing to the CA.
+  void start_ca_check();
+  // Waits for it at the first call that needs the CA; a rejected API key throws. Other answers
+  // are left to the calls that need the CA, which report them as they always do.
+  void finish_ca_check();
+  api::Client& client();
+  OrderFlow& ca();
+
+  // key_steps.cpp
+  StepResult generate(const Job& job);
+  p11::ObjectHandle private_key(const Job& job);
+  EVP_PKEY* token_public_key(const Job& job);
+  // csr_step.cpp
+  StepResult make_csr(const Job& job);
+  // order_steps.cpp
+  StepResult submit(const Job& job);
+  StepResult attach(const Job& job);
+  StepResult look_up_order(const Job& job);
+  StepResult wait_for_ca(const Job& job);
+  // install_step.cpp
+  StepResult install(const Job& job);
+
+  IssuanceExpectations expectations() const;
+
+  const ProvisionServices& services_;
+  const JobInputs& inputs_;
+  p11::TokenInfo token_;
+  p11::Session session_;
+  Journal journal_;
+  std::unique_ptr<api::Client> client_;
+  std::unique_ptr<OrderFlow> flow_;
+  struct KnownKey {
+    std::string id_hex;
+    p11::ObjectHandle handle = CK_INVALID_HANDLE;
+    ossl::EvpPkeyPtr public_key;
+  };
+  std::optional<KnownKey> key_;  // the job's private key, once looked up or generated
+  // Declared after client_: destroyed (joined) before the client it uses.
+  std::future<api::Outcome<std::vector<api::OrganizationInfo>>> ca_check_;
+};
+
+// The CN of a request's subject, empty when it has none.
+std::string common_name_of(const X509_REQ* request);
+// An id CertCentral answered with, as the journal stores it. Throws CaError when it is not a number.
+std::int64_t to_order_number(const std::string& id, const std::string& what);
+
+}  // namespace qscd::agent
