@@ -1,6 +1,8 @@
 #include "certs/certbundle.hpp"
 
 #include "base/hex.hpp"
+#include "csr/profile.hpp"
+#include "qscd/api/product.hpp"
 
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
@@ -340,9 +342,8 @@ std::vector<X509Ptr> issuers_in_bundle(const CertBundle& bundle) {
 
 IssuanceExpectations IssuanceExpectations::for_job(std::string_view profile, std::string_view product) {
   IssuanceExpectations expected;
-  expected.seal_profile = profile == "pkio-eseal";
-  expected.qscd_seal_product =
-      product == "pkio_qualified_organisation_services" || product == "eu_eseal" || product == "eu_eseal_psd2";
+  expected.seal_profile = !profile.empty() && csr::parse_profile(profile) == csr::Profile::pkio_eseal;
+  expected.qscd_seal_product = api::product_rules(product).qualified_seal;
   return expected;
 }
 

@@ -94,8 +94,9 @@ struct IssuanceExpectations {
   bool seal_profile = false;         // key usage must include nonRepudiation
   bool qscd_seal_product = false;    // report the QC statements
   const X509_REQ* csr = nullptr;     // compare subjects when given
-  // From the profile and product names: seal_profile for "pkio-eseal",
-  // qscd_seal_product for pkio_qualified_organisation_services, eu_eseal, eu_eseal_psd2.
+  // From the profile and product names: seal_profile for the pkio-eseal profile,
+  // qscd_seal_product for the products whose rules say qualified_seal (api::product_rules).
+  // An empty profile is none; an unknown one -> UsageError("--profile", ...).
   static IssuanceExpectations for_job(std::string_view profile, std::string_view product);
 };
 

@@ -50,9 +50,7 @@ OrderSearch order_search(const Job& job, std::string common_name) {
 StepResult TokenRun::submit(const Job& job) {
   api::OrderRequest request = inputs_.order;
   request.certificate.csr = job.csr_pem;
-  if (request.certificate.common_name.empty() && inputs_.product.common_name_in_order) {
-    request.certificate.common_name = common_name_of(read_csr(job.csr_pem, "the job's CSR").get());
-  }
+  api::default_common_name(request, common_name_of(read_csr(job.csr_pem, "the job's CSR").get()));
   // The tag lets a resumed job find this order again (docs/journal.md).
   const std::string tag = job_tag_comment(job);
   request.comments = request.comments && !request.comments->empty() ? *request.comments + " " + tag : tag;

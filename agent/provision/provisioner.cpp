@@ -137,9 +137,7 @@ Provisioner::Provisioner(ProvisionServices services, ProvisionOptions options)
       const api::CsrInfo planned = planned_csr(*p.key_type, p.subject);
       csr::check_planned_key(p.profile, described(planned), o.rsa_pss);
       api::OrderRequest check = p.order;
-      if (check.certificate.common_name.empty() && api::product_rules(check.product).common_name_in_order) {
-        check.certificate.common_name = planned.common_name;
-      }
+      api::default_common_name(check, planned.common_name);
       api::validate(check, std::chrono::system_clock::now(), planned);
     }
   } else {

@@ -92,10 +92,7 @@ void TokenRun::login(const std::optional<Job>& job) {
 }
 
 IssuanceExpectations TokenRun::expectations() const {
-  IssuanceExpectations expected;
-  expected.seal_profile = inputs_.profile == csr::Profile::pkio_eseal;
-  expected.qscd_seal_product = inputs_.product.qualified_seal;
-  return expected;
+  return IssuanceExpectations::for_job(csr::profile_name(inputs_.profile), inputs_.product.name_id);
 }
 
 StepTable TokenRun::steps() {

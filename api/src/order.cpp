@@ -239,6 +239,12 @@ void check_csr_key(const OrderRequest& request, const ProductRules& rules, const
 
 }  // namespace
 
+void default_common_name(OrderRequest& request, const std::string& common_name) {
+  if (request.certificate.common_name.empty() && !common_name.empty() && product_rules(request.product).common_name_in_order) {
+    request.certificate.common_name = common_name;
+  }
+}
+
 bool is_qscd_order(const OrderRequest& request) { return request.provisioning_method.value_or("") == "qscd"; }
 
 OrderRequest order_request_from_json(std::string product, const nlohmann::json& body) {

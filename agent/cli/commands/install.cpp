@@ -44,19 +44,19 @@ nlohmann::json certificate_json(const InstalledCertificate& cert) {
 }
 
 CommandResult run_install(Context& context, const InstallOptions& options) {
-  // Everything that can be refused without the token is read first.
+  // Everything that can be refused without the token is read first, the local input before the CA.
+  IssuanceExpectations expected = IssuanceExpectations::for_job(options.profile, options.product);
   std::vector<ossl::X509Ptr> certificates =
       options.order.empty() ? read_certificate_file(options.cert) : download_chain(context, options.order);
   ossl::X509ReqPtr csr;
   if (!options.csr.empty()) csr = read_csr_file(options.csr);
   std::optional<std::filesystem::path> trust;
   if (!options.trust.empty()) trust = options.trust;
+  expected.csr = csr.get();
 
   OpenKey target = open_key(context.tokens(), options.key, options.token,
                             {.access = p11::Session::Access::read_write, .login = KeyLogin::if_pin_given, .before_login = nullptr});
   const TokenKey key = find_token_key(target.session, target.uri);
-  IssuanceExpectations expected = IssuanceExpectations::for_job(options.profile, options.product);
-  expected.csr = csr.get();
   PreparedInstall prepared;
   try {
     prepared = prepare_install(std::move(certificates), key.public_key.get(), trust, expected);

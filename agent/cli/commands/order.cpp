@@ -7,7 +7,6 @@
 #include "ca/client_factory.hpp"
 #include "ca/order_flow.hpp"
 #include "ca/poll_schedule.hpp"
-#include "qscd/api/product.hpp"
 #include "base/duration.hpp"
 #include "base/errors.hpp"
 #include "base/files.hpp"
@@ -72,13 +71,7 @@ void submit(Context& context, const SubmitOptions& options) {
   }
   if (!options.csr_file.empty()) {
     request.certificate.csr = read_input_file(options.csr_file, "--csr");
-    api::CsrInfo csr = api::inspect_csr(request.certificate.csr, "--csr");
-    // CertCentral takes the subject from the organization, not the CSR; the CN
-    // still has to be named in the order: take the CSR's when the file has none.
-    if (request.certificate.common_name.empty() && !csr.common_name.empty() &&
-        api::product_rules(request.product).common_name_in_order) {
-      request.certificate.common_name = csr.common_name;
-    }
+    api::default_common_name(request, api::inspect_csr(request.certificate.csr, "--csr").common_name);
   }
   api::validate(request, std::chrono::system_clock::now());
 
