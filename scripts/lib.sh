@@ -19,6 +19,9 @@ QSCD_PACKAGES=(
   libsystemd-dev
   softhsm2 opensc gnutls-bin
   jq  # bench/provision: the hand-made pipeline builds and reads the order JSON with it
+  # tests/package and scripts/debian-build: CPack's shlibdeps (file), lintian, hardening-check
+  # (devscripts), systemd-analyze (systemd), man -w (man-db), the postinst's adduser
+  file lintian devscripts systemd man-db adduser
 )
 
 qscd_install_deps() {
