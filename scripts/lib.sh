@@ -20,8 +20,9 @@ QSCD_PACKAGES=(
   softhsm2 opensc gnutls-bin
   jq  # bench/provision: the hand-made pipeline builds and reads the order JSON with it
   # tests/package and scripts/debian-build: CPack's shlibdeps (file), lintian, hardening-check
-  # (devscripts), systemd-analyze (systemd), man -w (man-db), the postinst's adduser
-  file lintian devscripts systemd man-db adduser
+  # (devscripts), systemd-analyze (systemd), man -w (man-db), the postinst's adduser, the
+  # watch unit's ExecReload=/bin/kill (procps)
+  file lintian devscripts systemd man-db adduser procps
 )
 
 qscd_install_deps() {
