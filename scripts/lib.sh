@@ -21,8 +21,8 @@ QSCD_PACKAGES=(
   jq  # bench/provision: the hand-made pipeline builds and reads the order JSON with it
   # tests/package and scripts/debian-build: CPack's shlibdeps (file), lintian, hardening-check
   # (devscripts), systemd-analyze (systemd), man -w (man-db), the postinst's adduser, the
-  # watch unit's ExecReload=/bin/kill (procps)
-  file lintian devscripts systemd man-db adduser procps
+  # watch unit's ExecReload=/bin/kill (procps), the container that runs the units (systemd-nspawn)
+  file lintian devscripts systemd systemd-container man-db adduser procps
 )
 
 qscd_install_deps() {
