@@ -19,6 +19,10 @@ QSCD_PACKAGES=(
   libsystemd-dev
   softhsm2 opensc gnutls-bin
   jq  # bench/provision: the hand-made pipeline builds and reads the order JSON with it
+  # tests/package and scripts/debian-build: CPack's shlibdeps (file), lintian, hardening-check
+  # (devscripts), systemd-analyze (systemd), man -w (man-db), the postinst's adduser, the
+  # watch unit's ExecReload=/bin/kill (procps), the container that runs the units (systemd-nspawn)
+  file lintian devscripts systemd systemd-container man-db adduser procps
 )
 
 qscd_install_deps() {
@@ -45,8 +49,12 @@ qscd_build() {
   local jobs
   jobs=$(nproc 2>/dev/null || echo 2)
   echo "Building in $QSCD_BUILD (a first build takes several minutes on 2 cores)" >&2
+  # Our own builds treat warnings as errors (QSCD_WERROR); a build folder configured before that
+  # option existed, or without it, is reconfigured with it.
   if [ ! -f "$QSCD_BUILD/CMakeCache.txt" ]; then
-    cmake -S "$QSCD_ROOT" -B "$QSCD_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    cmake -S "$QSCD_ROOT" -B "$QSCD_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQSCD_WERROR=ON "$@" >/dev/null
+  elif ! grep -q '^QSCD_WERROR:BOOL=ON$' "$QSCD_BUILD/CMakeCache.txt"; then
+    cmake -S "$QSCD_ROOT" -B "$QSCD_BUILD" -DQSCD_WERROR=ON "$@" >/dev/null
   fi
   cmake --build "$QSCD_BUILD" -j "$jobs" -- --no-print-directory >/dev/null
 }

@@ -1,9 +1,11 @@
 # bash completion for qscd-agent
+# tests/package/test-help-coverage.sh fails when this drifts from the binary's --help.
 _qscd_agent() {
   local cur prev words cword
   _init_completion || return
-  local commands="tokens token keygen csr order orgs install provision jobs renew watch export"
-  local global="--module --config --state-dir --api-url --ca-file --api-key-source --json -v -q --help --version"
+  local commands="tokens token keygen csr order orgs provision install export jobs"
+  local global="--module --config --state-dir --api-url --ca-file --api-key-source --json -v --verbose -q --quiet --help --version"
+  local login="--token --pin-source --allow-final-try"
   case "$prev" in
     --module|--config|--ca-file|--cert|--out|--subject-file|--order-file|--trust|--csr)
       _filedir; return ;;
@@ -18,15 +20,20 @@ _qscd_agent() {
   for ((i = 1; i < cword; i++)); do
     case " $commands " in *" ${words[i]} "*) sub=${words[i]}; break ;; esac
   done
-  if [ -z "$sub" ]; then
-    COMPREPLY=($(compgen -W "$commands $global" -- "$cur"))
-    return
-  fi
+  local words_for
   case "$sub" in
-    token) COMPREPLY=($(compgen -W "init change-pin unblock --token --label --force --so --pin-source --so-pin-source --new-pin-source $global" -- "$cur")) ;;
-    order) COMPREPLY=($(compgen -W "submit attach status wait --product --csr --order-file --dry-run --timeout --approve $global" -- "$cur")) ;;
-    csr) COMPREPLY=($(compgen -W "check --key --token --profile --subject-file --set --out --der --rsa-pss --pin-source $global" -- "$cur")) ;;
-    *) COMPREPLY=($(compgen -W "--token --key --key-type --label --id --pin-source --profile --product --subject-file --set --order --order-file --approve --no-wait --timeout --poll-interval --trust --job --all --rsa-pss --order-file --allow-final-try --cert --format --within --dry-run $global" -- "$cur")) ;;
+    "") words_for="$commands" ;;
+    tokens) words_for="$login" ;;
+    token) words_for="init change-pin unblock $login --label --force --so --so-pin-source --new-pin-source" ;;
+    keygen) words_for="$login --key-type --label --id --always-authenticate" ;;
+    csr) words_for="check $login --key --profile --subject-file --set --out --der --rsa-pss" ;;
+    order) words_for="submit attach status wait --product --csr --order-file --dry-run --approve --init-code-source --timeout --interval" ;;
+    orgs) words_for="" ;;
+    provision) words_for="$login --profile --product --key --key-type --label --id --subject-file --set --rsa-pss --order-file --order --approve --no-wait --timeout --poll-interval --trust --job --all" ;;
+    install) words_for="--key --cert --order --trust --pin-source --allow-final-try --profile --product --csr" ;;
+    export) words_for="--key --format --out --pin-source --allow-final-try" ;;
+    jobs) words_for="show" ;;
   esac
+  COMPREPLY=($(compgen -W "$words_for $global" -- "$cur"))
 }
 complete -F _qscd_agent qscd-agent

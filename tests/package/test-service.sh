@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The units under a real systemd: the .deb installed in a throwaway overlay of the root file
+# system, booted with systemd-nspawn. Inside, with the units' whole sandbox:
+#   - qscd-agent-watch.service does not start before /etc/qscd-agent/pin and api-key exist
+#     (condition, not a failure);
+#   - qscd-agent-renew.service, with a drop-in that runs `tokens` and `jobs` in place of
+#     `renew --all --no-wait` (which comes with the daemon issue): the PIN arrives through
+#     LoadCredential (the token is logged in), the SoftHSM2 token is listed through p11-kit's
+#     proxy as the qscd-agent user, and the journal is made in StateDirectory /var/lib/qscd-agent;
+#   - qscd-agent-watch.service, configured, fails on the missing `watch` subcommand with exit 2
+#     and is not restarted (RestartPreventExitStatus=2).
+# Needs root and systemd-nspawn: exit 77 (skipped) without them.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+if [ -z "${QSCD_IN_NAMESPACE:-}" ]; then
+  deb=$(qscd_deb "$1")
+  if [ "$(id -u)" -ne 0 ] || ! command -v systemd-nspawn >/dev/null; then
+    echo "not root, or no systemd-nspawn (systemd-container): skipped"
+    exit 77
+  fi
+  QSCD_IN_NAMESPACE=1 exec unshare --mount --propagation private "$0" "$deb"
+fi
+deb=$1
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# nspawn wants /run on a tmpfs; in this mount namespace only.
+mount -t tmpfs tmpfs /run
+scratch=$(mktemp -d)
+mount -t tmpfs tmpfs "$scratch"
+mkdir "$scratch/upper" "$scratch/work" "$scratch/root"
+root=$scratch/root
+mount -t overlay overlay -o "lowerdir=/,upperdir=$scratch/upper,workdir=$scratch/work" "$root"
+cp "$deb" "$root/root/qscd-agent.deb"
+for fs in proc sys dev; do mount --rbind "/$fs" "$root/$fs"; done
+chroot "$root" dpkg -i /root/qscd-agent.deb >/dev/null
+test_dir=/srv/qscd-service-test
+mkdir -p "$root$test_dir/tokens"
+printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$test_dir" \
+  >"$root$test_dir/softhsm2.conf"
+chroot "$root" chown qscd-agent: "$test_dir/tokens"
+chroot "$root" setpriv --reuid=qscd-agent --regid=qscd-agent --clear-groups \
+  env SOFTHSM2_CONF="$test_dir/softhsm2.conf" \
+  softhsm2-util --init-token --free --label service1 --so-pin 12345678 --pin 123456 >/dev/null
+for fs in proc sys dev; do umount -R "$root/$fs"; done
+
+mkdir -p "$root/etc/systemd/system/qscd-agent-renew.service.d"
+cat >"$root/etc/systemd/system/qscd-agent-renew.service.d/test.conf" <<EOF2
+[Service]
+ExecStart=
+ExecStart=/usr/bin/qscd-agent --json tokens --pin-source file:\${CREDENTIALS_DIRECTORY}/pin --api-key-source file:\${CREDENTIALS_DIRECTORY}/api-key
+ExecStart=/usr/bin/qscd-agent jobs
+Environment=SOFTHSM2_CONF=$test_dir/softhsm2.conf
+ReadWritePaths=$test_dir/tokens
+EOF2
+cat >"$root$test_dir/run.sh" <<'EOF2'
+#!/bin/sh
+out=/srv/qscd-service-test
+systemctl start qscd-agent-watch.service
+systemctl show -p ActiveState,Result,ConditionResult qscd-agent-watch.service >$out/watch-unconfigured
+(umask 077; echo 123456 >/etc/qscd-agent/pin; echo test-api-key >/etc/qscd-agent/api-key)
+systemctl start qscd-agent-renew.service; echo $? >$out/renew-rc
+journalctl --no-pager -o cat -u qscd-agent-renew.service >$out/renew-log
+ls -ln /var/lib/qscd-agent >$out/state
+stat -c '%U %a' /var/lib/qscd-agent >>$out/state
+systemctl start qscd-agent-watch.service
+sleep 1
+systemctl show -p Result,ExecMainStatus,NRestarts qscd-agent-watch.service >$out/watch-configured
+touch $out/done
+systemctl poweroff
+EOF2
+chmod +x "$root$test_dir/run.sh"
+cat >"$root/etc/systemd/system/qscd-service-test.service" <<EOF2
+[Unit]
+After=multi-user.target
+[Service]
+Type=oneshot
+ExecStart=$test_dir/run.sh
+[Install]
+WantedBy=multi-user.target
+EOF2
+ln -s /etc/systemd/system/qscd-service-test.service "$root/etc/systemd/system/multi-user.target.wants/"
+# What this machine runs that the container need not (and the wait for a network it has not).
+for unit in systemd-networkd-wait-online.service postgresql.service; do
+  ln -sf /dev/null "$root/etc/systemd/system/$unit"
+done
+
+timeout 120 systemd-nspawn -q -D "$root" --boot --private-network --register=no --keep-unit \
+  >"$scratch/boot.log" 2>&1 || true
+r=$root$test_dir
+[ -f "$r/done" ] || { sed 's/\x1b\[[0-9;]*m//g' "$scratch/boot.log" | tail -40; fail "the container did not run the test"; }
+
+echo "== watch, unconfigured"; cat "$r/watch-unconfigured"
+grep -qx 'ConditionResult=no' "$r/watch-unconfigured" && grep -qx 'Result=success' "$r/watch-unconfigured" \
+  || fail "qscd-agent-watch.service started, or failed, before the PIN and API key were there"
+echo "== renew (tokens, jobs in its place)"; cat "$r/renew-log"
+[ "$(cat "$r/renew-rc")" = 0 ] || fail "qscd-agent-renew.service failed"
+grep -q '"label": "service1"' "$r/renew-log" || fail "the service did not list the SoftHSM2 token"
+grep -q '"logged_in": true' "$r/renew-log" || fail "the PIN from LoadCredential did not log in"
+echo "== state"; cat "$r/state"
+grep -q ' journal.sqlite$' "$r/state" || fail "no journal in /var/lib/qscd-agent"
+tail -1 "$r/state" | grep -qx 'qscd-agent 700' || fail "/var/lib/qscd-agent is not qscd-agent's, mode 700"
+echo "== watch, configured (no watch subcommand yet)"; cat "$r/watch-configured"
+grep -qx 'ExecMainStatus=2' "$r/watch-configured" && grep -qx 'NRestarts=0' "$r/watch-configured" \
+  || fail "qscd-agent-watch.service: expected exit 2 and no restart"
+echo "the units ran under systemd with their sandbox"
