@@ -498,6 +498,7 @@ class Sim {
 
   // --ids-as-strings: the ids some clients see as strings; --extra-fields: a field no client knows.
   void rough_edges(json& value, bool success) const {
+    if (!options_.ids_as_strings && !options_.extra_fields) return;
     if (value.is_array()) {
       for (auto& item : value) rough_edges(item, success);
       return;
