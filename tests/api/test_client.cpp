@@ -148,6 +148,36 @@ TEST_CASE("a QSCD order: submit without CSR, pickup with a CSR, issued; cancel a
   CHECK_THROWS_WITH_AS(client.cancel_order(other.value().order_id, ""), "note: is required to cancel an order", api::ValidationError);
 }
 
+// What the real API sends besides the documented minimum: ids as strings, unknown fields, the end
+// entity twice in a download, the chain in the POST answer. The client reads all of it.
+TEST_CASE("string ids, unknown fields, a repeated certificate and the chain in the POST answer are read") {
+  CertCentralSim sim({"--auto-approve", "--ids-as-strings", "--extra-fields", "--repeat-certificate", "--chain-in-post"});
+  auto client = test::client_for(sim);
+  auto orgs = client.list_organizations();
+  REQUIRE(orgs.ok());
+  CHECK(orgs.value().at(0).id == "112233");
+  auto key = test::make_key();
+  auto submitted = client.submit_order(test::server_request(test::make_csr(key.get(), "svc.example.nl"), "svc.example.nl"));
+  REQUIRE(submitted.ok());
+  REQUIRE(submitted.value().certificate_id);
+  CHECK(submitted.value().raw["certificate_chain"].size() == 3);
+  auto issued = client.poll_order(submitted.value().order_id);
+  REQUIRE(issued.ok());
+  CHECK(issued.value().certificate_id == submitted.value().certificate_id);
+  CHECK(issued.value().requests.at(0).id == submitted.value().requests.at(0).id);
+  api::OrderFilter filter;
+  filter.search = "job test-1";
+  auto listed = client.list_orders(filter);
+  REQUIRE(listed.ok());
+  CHECK(listed.value().total == 1);
+  CHECK(listed.value().orders.at(0).id == submitted.value().order_id);
+  auto pem = client.download_certificate(*submitted.value().certificate_id, api::CertificateFormat::pem_noroot);
+  REQUIRE(pem.ok());
+  auto certs = test::read_pem_certs(pem.value());
+  REQUIRE(certs.size() == 3);
+  CHECK(test::same_key(certs[0].get(), key.get()));
+}
+
 TEST_CASE("rejections and refusals are told apart") {
   CertCentralSim sim({"--reject-cn", "bad.example.nl", "--auto-approve"});
   auto client = test::client_for(sim);

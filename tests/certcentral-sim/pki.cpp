@@ -1,13 +1,17 @@
 #include "pki.hpp"
 
 #include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/bn.h>
 #include <openssl/conf.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs7.h>
 #include <openssl/rand.h>
+#include <openssl/core_names.h>
 #include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -177,13 +181,6 @@ bool load(const std::filesystem::path& dir, const std::string& stem, Authority& 
   return out.cert && out.key;
 }
 
-bool has_entry(X509_NAME* name, int nid) { return X509_NAME_get_index_by_NID(name, nid, -1) >= 0; }
-
-void add_entry(X509_NAME* name, const char* field, const std::string& value) {
-  if (value.empty()) return;
-  X509_NAME_add_entry_by_txt(name, field, MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(value.c_str()), -1, -1, 0);
-}
-
 }  // namespace
 
 Hierarchy load_or_create(const std::filesystem::path& dir) {
@@ -233,13 +230,16 @@ X509Ptr issue(const IssueSpec& spec, const Authority& issuer) {
   X509_gmtime_adj(X509_getm_notBefore(cert.get()), -60);
   X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(spec.validity_days) * 86400);
 
-  // Subject: the CSR's, in its order, completed from the org record and order
-  // where the CSR lacks C, O, CN or serialNumber (see README.md).
-  std::unique_ptr<X509_NAME, NameFree> subject(X509_NAME_dup(X509_REQ_get_subject_name(spec.csr)));
-  if (!has_entry(subject.get(), NID_countryName)) add_entry(subject.get(), "C", spec.country);
-  if (!has_entry(subject.get(), NID_organizationName)) add_entry(subject.get(), "O", spec.organization);
-  if (!has_entry(subject.get(), NID_commonName)) add_entry(subject.get(), "CN", spec.common_name);
-  if (!has_entry(subject.get(), NID_serialNumber)) add_entry(subject.get(), "serialNumber", spec.serial_number);
+  // Subject: built from the organization record and the order, as CertCentral does (its Services
+  // API ignores the CSR's subject).
+  std::unique_ptr<X509_NAME, NameFree> subject(X509_NAME_new());
+  for (const auto& [field, value] : spec.subject) {
+    if (value.empty()) continue;
+    if (X509_NAME_add_entry_by_txt(subject.get(), field.c_str(), MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(value.c_str()),
+                                   -1, -1, 0) != 1) {
+      fail("cannot put " + field + " in a subject");
+    }
+  }
   X509_set_subject_name(cert.get(), subject.get());
   X509_set_issuer_name(cert.get(), X509_get_subject_name(issuer.cert.get()));
   X509_set_pubkey(cert.get(), spec.public_key);
@@ -279,6 +279,133 @@ std::string p7b_pem(const std::vector<X509*>& certs) {
   char* data = nullptr;
   long length = BIO_get_mem_data(bio.get(), &data);
   return {data, static_cast<std::size_t>(length)};
+}
+
+namespace {
+std::string upper_hex(const unsigned char* bytes, std::size_t size) {
+  static constexpr char digits[] = "0123456789ABCDEF";
+  std::string out;
+  for (std::size_t i = 0; i < size; ++i) {
+    out.push_back(digits[bytes[i] >> 4]);
+    out.push_back(digits[bytes[i] & 0xf]);
+  }
+  return out;
+}
+
+std::uint32_t crc32(const std::string& data) {
+  std::uint32_t crc = 0xffffffffU;
+  for (unsigned char byte : data) {
+    crc ^= byte;
+    for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ (0xedb88320U & (0U - (crc & 1U)));
+  }
+  return ~crc;
+}
+
+void put16(std::string& out, std::size_t value) {
+  out.push_back(static_cast<char>(value & 0xff));
+  out.push_back(static_cast<char>((value >> 8) & 0xff));
+}
+void put32(std::string& out, std::size_t value) {
+  put16(out, value & 0xffff);
+  put16(out, (value >> 16) & 0xffff);
+}
+}  // namespace
+
+std::string serial_hex(X509* cert) {
+  BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get_serialNumber(cert), nullptr);
+  char* hex = BN_bn2hex(bn);
+  std::string out = hex != nullptr ? hex : "";
+  OPENSSL_free(hex);
+  BN_free(bn);
+  return out;
+}
+
+std::string thumbprint_hex(X509* cert) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (X509_digest(cert, EVP_sha1(), digest, &length) != 1) fail("cannot hash a certificate");
+  return upper_hex(digest, length);
+}
+
+std::string common_name(X509_NAME* name) {
+  int index = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+  if (index < 0) return {};
+  unsigned char* utf8 = nullptr;
+  int length = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, index)));
+  if (length < 0) return {};
+  std::string out(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(length));
+  OPENSSL_free(utf8);
+  return out;
+}
+
+KeyInfo key_info(EVP_PKEY* key) {
+  KeyInfo info;
+  if (key == nullptr) return info;
+  info.bits = EVP_PKEY_get_bits(key);
+  if (EVP_PKEY_is_a(key, "RSA") || EVP_PKEY_is_a(key, "RSA-PSS")) {
+    info.type = "RSA";
+  } else if (EVP_PKEY_is_a(key, "EC")) {
+    info.type = "EC";
+    char curve[64] = {};
+    std::size_t length = 0;
+    if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, curve, sizeof curve, &length) == 1) info.curve = curve;
+  } else {
+    const char* name = EVP_PKEY_get0_type_name(key);
+    info.type = name != nullptr ? name : "unknown";
+  }
+  return info;
+}
+
+bool csr_self_signed(X509_REQ* req) {
+  EVP_PKEY* key = X509_REQ_get0_pubkey(req);
+  bool ok = key != nullptr && X509_REQ_verify(req, key) == 1;
+  ERR_clear_error();
+  return ok;
+}
+
+std::string zip_store(const std::vector<std::pair<std::string, std::string>>& files) {
+  std::string out;
+  std::string central;
+  for (const auto& [name, data] : files) {
+    const std::size_t offset = out.size();
+    const std::uint32_t crc = crc32(data);
+    auto header = [&](std::string& to, bool in_central) {
+      put32(to, in_central ? 0x02014b50U : 0x04034b50U);
+      if (in_central) put16(to, 20);  // made by
+      put16(to, 20);                  // needed to extract
+      put16(to, 0);                   // flags
+      put16(to, 0);                   // stored
+      put16(to, 0);                   // time
+      put16(to, 0x21);                // date: 1980-01-01
+      put32(to, crc);
+      put32(to, data.size());
+      put32(to, data.size());
+      put16(to, name.size());
+      put16(to, 0);  // extra
+      if (in_central) {
+        put16(to, 0);  // comment
+        put16(to, 0);  // disk
+        put16(to, 0);  // internal attributes
+        put32(to, 0);  // external attributes
+        put32(to, offset);
+      }
+      to += name;
+    };
+    header(out, false);
+    out += data;
+    header(central, true);
+  }
+  const std::size_t central_offset = out.size();
+  out += central;
+  put32(out, 0x06054b50U);
+  put16(out, 0);
+  put16(out, 0);
+  put16(out, files.size());
+  put16(out, files.size());
+  put32(out, central.size());
+  put32(out, central_offset);
+  put16(out, 0);
+  return out;
 }
 
 }  // namespace sim

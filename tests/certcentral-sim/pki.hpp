@@ -52,8 +52,9 @@ enum class Usage { seal, qualified_seal, server };
 struct IssueSpec {
   X509_REQ* csr = nullptr;
   EVP_PKEY* public_key = nullptr;  // the CSR's key, or another one for --wrong-key
-  // Subject fields to add when the CSR does not carry them (from the org record/order).
-  std::string country, organization, common_name, serial_number;
+  // The subject, built as CertCentral builds it (organization record + order), in this order of
+  // (OpenSSL short or long name, value); the CSR's own subject is not used.
+  std::vector<std::pair<std::string, std::string>> subject;
   std::vector<std::string> dns_names;
   Usage usage = Usage::server;
   int validity_days = 365;
@@ -65,5 +66,20 @@ X509Ptr issue(const IssueSpec& spec, const Authority& issuer);
 KeyPtr other_key_like(EVP_PKEY* like);
 // A PEM "PKCS7" certs-only bundle.
 std::string p7b_pem(const std::vector<X509*>& certs);
+
+// What the order info reports about certificates and keys.
+std::string serial_hex(X509* cert);       // uppercase hex, as CertCentral shows serial_number
+std::string thumbprint_hex(X509* cert);   // SHA-1 of the DER, uppercase hex
+std::string common_name(X509_NAME* name);  // empty when there is none
+struct KeyInfo {
+  std::string type;  // "RSA", "EC", or OpenSSL's name for anything else
+  int bits = 0;
+  std::string curve;  // EC only, e.g. "prime256v1"
+};
+KeyInfo key_info(EVP_PKEY* key);
+bool csr_self_signed(X509_REQ* req);  // the CSR's signature verifies with its own key
+
+// A .zip of stored (uncompressed) files: the download formats that are archives.
+std::string zip_store(const std::vector<std::pair<std::string, std::string>>& files);
 
 }  // namespace sim

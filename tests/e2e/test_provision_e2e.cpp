@@ -395,3 +395,13 @@ TEST_CASE("provision --key uses a key made beforehand: no second key, the certif
   p.extra = {"--key", json::parse(made.out)["uri"].get<std::string>()};
   check_installed(ws, sim, p, ws.provision(sim, p));
 }
+
+// The real API's rough edges at once (tests/certcentral-sim/README.md): the chain in the POST
+// answer, the end entity twice in the download, ids as strings, fields nobody knows. The agent
+// must install the same result as against the plain sim.
+TEST_CASE("provision against the real API's rough edges: chain in the POST answer, a repeated certificate, string ids, unknown fields") {
+  CertCentralSim sim({"--auto-approve", "--chain-in-post", "--repeat-certificate", "--ids-as-strings", "--extra-fields"});
+  Workspace ws;
+  Provision p = quick_job("rough");
+  check_installed(ws, sim, p, ws.provision(sim, p));
+}
