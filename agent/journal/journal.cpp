@@ -203,9 +203,9 @@ Journal::Journal(const std::filesystem::path& file) : path_(file), owner_(random
     db_->exec("PRAGMA foreign_keys = ON");
     // The WAL is durable (synchronous = FULL): the checkpoint can wait for SQLite's automatic
     // one instead of costing every command a write and an fsync of the database file at exit.
-    // But each process's first connection reads the whole WAL again to rebuild its index (1.3 ms
-    // at 765 frames, about 22 provisionings), so the automatic one comes every 128 pages, not
-    // every 1000: about every fourth provisioning, which then pays the checkpoint's writes.
+    // But each process's first connection reads the whole WAL again to rebuild its index, a cost
+    // that grows with the WAL, so the automatic one comes every 128 pages, not every 1000
+    // (docs/performance.md, session 6).
     sqlite3_db_config(db_->handle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
     db_->exec("PRAGMA wal_autocheckpoint = 128");
     if (current_schema_version() != latest_schema_version()) migrate();

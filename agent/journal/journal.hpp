@@ -4,8 +4,8 @@
 // resume (intended key id/label, CSR, job tag, order id) and its evidence record.
 // Every state change is one transaction together with its event row.
 //
-// Several processes may open it at once (provision --all runs one worker per
-// token, the watch daemon resumes jobs). A job is driven only by the process that
+// Several connections may be open at once (provision --all runs one worker per
+// token; two runs may resume the same job). A job is driven only by the process that
 // holds its lease (claim()); a lease whose process is gone is taken over, and
 // taking it over applies the restart rule. docs/journal.md has the whole story.
 #include <sys/types.h>

@@ -276,7 +276,7 @@ std::optional<ObjectHandle> half_onto_token(Session& session, ObjectHandle half,
 
 // On a soft token, the pair generated as session objects and copied onto the token: SoftHSM2's file store
 // rewrites a new object's file once for every attribute it sets outside a transaction, 61 times
-// for an EC pair generated on the token (about 9 ms on ext4) and 6 times for two copies. The
+// for an EC pair generated on the token and 6 times for two copies (docs/performance.md). The
 // public half goes first: a crash between the copies leaves a public key without its private
 // one, which a resume can remove (the private key alone could not give the CSR its public key).
 // nullopt when the module cannot do it this way before anything reached the token; then the
