@@ -347,6 +347,13 @@ IssuanceExpectations IssuanceExpectations::for_job(std::string_view profile, std
   return expected;
 }
 
+IssuanceExpectations IssuanceExpectations::for_job(csr::Profile profile, const api::ProductRules& product) {
+  IssuanceExpectations expected;
+  expected.seal_profile = profile == csr::Profile::pkio_eseal;
+  expected.qscd_seal_product = product.qualified_seal;
+  return expected;
+}
+
 IssuanceReport check_issued(X509* certificate, EVP_PKEY* token_key, const IssuanceExpectations& expected,
                             std::time_t now) {
   IssuanceReport report;

@@ -18,6 +18,8 @@
 
 #include "base/errors.hpp"
 #include "base/ossl.hpp"
+#include "csr/profile.hpp"
+#include "qscd/api/product.hpp"
 
 namespace qscd::agent {
 
@@ -98,6 +100,8 @@ struct IssuanceExpectations {
   // qscd_seal_product for the products whose rules say qualified_seal (api::product_rules).
   // An empty profile is none; an unknown one -> UsageError("--profile", ...).
   static IssuanceExpectations for_job(std::string_view profile, std::string_view product);
+  // The same for a job whose profile and product rules are already known.
+  static IssuanceExpectations for_job(csr::Profile profile, const api::ProductRules& product);
 };
 
 struct SubjectDifference {

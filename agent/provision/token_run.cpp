@@ -92,7 +92,7 @@ void TokenRun::login(const std::optional<Job>& job) {
 }
 
 IssuanceExpectations TokenRun::expectations() const {
-  return IssuanceExpectations::for_job(csr::profile_name(inputs_.profile), inputs_.product.name_id);
+  return IssuanceExpectations::for_job(inputs_.profile, inputs_.product);
 }
 
 StepTable TokenRun::steps() {

@@ -29,21 +29,26 @@ constexpr std::array<std::pair<RequestStatus, std::string_view>, 4> request_name
     {RequestStatus::rejected, "rejected"},
 }};
 
-}  // namespace
-
-std::string_view to_string(OrderStatus status) {
-  for (const auto& [value, name] : order_names) {
-    if (value == status) return name;
+template <class Enum, std::size_t N>
+std::string_view name_in(const std::array<std::pair<Enum, std::string_view>, N>& names, Enum value) {
+  for (const auto& [known, name] : names) {
+    if (known == value) return name;
   }
   return "unknown";
 }
 
-OrderStatus parse_order_status(std::string_view text) {
-  for (const auto& [value, name] : order_names) {
+template <class Enum, std::size_t N>
+Enum value_in(const std::array<std::pair<Enum, std::string_view>, N>& names, std::string_view text) {
+  for (const auto& [value, name] : names) {
     if (name == text) return value;
   }
-  return OrderStatus::unknown;
+  return Enum::unknown;
 }
+
+}  // namespace
+
+std::string_view to_string(OrderStatus status) { return name_in(order_names, status); }
+OrderStatus parse_order_status(std::string_view text) { return value_in(order_names, text); }
 
 bool is_waiting(OrderStatus status) {
   switch (status) {
@@ -72,19 +77,8 @@ bool is_final_refusal(OrderStatus status) {
   }
 }
 
-std::string_view to_string(RequestStatus status) {
-  for (const auto& [value, name] : request_names) {
-    if (value == status) return name;
-  }
-  return "unknown";
-}
-
-RequestStatus parse_request_status(std::string_view text) {
-  for (const auto& [value, name] : request_names) {
-    if (name == text) return value;
-  }
-  return RequestStatus::unknown;
-}
+std::string_view to_string(RequestStatus status) { return name_in(request_names, status); }
+RequestStatus parse_request_status(std::string_view text) { return value_in(request_names, text); }
 
 bool awaits_approval(RequestStatus status) { return status == RequestStatus::pending || status == RequestStatus::submitted; }
 

@@ -24,11 +24,11 @@ struct ProductRules {
   bool common_name_in_order = true;
   KeyRule key_rule = KeyRule::any;
   // The only provisioning method the product takes, when there is one ("qscd").
-  std::optional<std::string_view> only_provisioning_method;
+  std::optional<std::string_view> only_provisioning_method{};
   // The order must say qscd or csr: the seal's level depends on it (eu_eseal).
   bool provisioning_method_required = false;
   // The only certificate.profile_option the product takes, when there is one.
-  std::optional<std::string_view> only_profile_option;
+  std::optional<std::string_view> only_profile_option{};
   // certificate.oin / exclude_oin belong to this product.
   bool takes_oin = false;
 };
