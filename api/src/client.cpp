@@ -122,7 +122,9 @@ OrderInfo parse_order(const json& doc) {
     out.common_name = string_or_empty(*certificate, "common_name");
     out.csr = string_or_empty(*certificate, "csr");
     out.valid_till = string_or_empty(*certificate, "valid_till");
+    out.serial_number = string_or_empty(*certificate, "serial_number");
   }
+  out.order_valid_till = string_or_empty(doc, "order_valid_till");
   out.requests = parse_requests(doc);
   out.raw = doc;
   return out;
@@ -418,6 +420,7 @@ Outcome<OrderList> Client::list_orders(const OrderFilter& filter) {
   if (filter.product_name_id) add("filters[product_name_id]", *filter.product_name_id);
   if (filter.date_created) add("filters[date_created]", *filter.date_created);
   if (filter.search) add("filters[search]", *filter.search);
+  if (filter.serial_number) add("filters[serial_number]", *filter.serial_number);
   if (filter.offset > 0) add("offset", std::to_string(filter.offset));
   if (filter.limit > 0) add("limit", std::to_string(filter.limit));
   return impl_->json_call<OrderList>(Method::get, "/order/certificate" + query, nullptr, Repeat::safe, [](const json& doc) {

@@ -47,6 +47,8 @@ struct Options {
   int issue_after_polls = 0;
   int issue_after_ms = 0;
   int validity_days = 0;  // 0: from the order (years/days), else this
+  int backdate_days = 0;  // certificates start this many days ago (renewal tests)
+  int order_valid_days = 0;  // 0: order_valid_till from order_validity, else today + this
   bool auto_approve = false;
   bool no_request_limits = false;  // benchmarks: a fast loop outruns 100 requests / 5 s
   int lifetime_s = 3600;
@@ -936,6 +938,7 @@ class Sim {
       spec.usage = rule.provisioning.size() == 1 || order["provisioning_method"] == "qscd" ? sim::Usage::qualified_seal : sim::Usage::seal;
     }
     spec.validity_days = validity_days(order);
+    spec.backdate_days = options_.backdate_days;
     spec.rsassa_pss = certificate["is_rsassa_pss"].get<bool>();
     const sim::Authority& issuer = options_.foreign_chain ? pki_.foreign_issuing : pki_.issuing;
     const sim::Authority& root = options_.foreign_chain ? pki_.foreign_root : pki_.root;
@@ -954,8 +957,8 @@ class Sim {
         {"common_name", sim::common_name(X509_get_subject_name(cert.get()))},
         {"issuer_name", sim::common_name(X509_get_subject_name(issuer.cert.get()))},
         {"date_issued", now},
-        {"valid_from", today()},
-        {"valid_till", today(spec.validity_days)},
+        {"valid_from", today(-spec.backdate_days)},
+        {"valid_till", today(spec.validity_days - spec.backdate_days)},
         {"validity_days", spec.validity_days},
         {"status", "issued"},
         {"signature_hash", certificate["signature_hash"]},
@@ -1189,7 +1192,9 @@ class Sim {
     order["id"] = id;
     order["date_created"] = now;
     order["status_updated"] = now;
-    std::time_t till = std::time(nullptr) + static_cast<std::time_t>(order["order_validity"].value("years", 1)) * 365 * 86400;
+    std::time_t till = std::time(nullptr) + (options_.order_valid_days > 0
+                                                 ? static_cast<std::time_t>(options_.order_valid_days) * 86400
+                                                 : static_cast<std::time_t>(order["order_validity"].value("years", 1)) * 365 * 86400);
     order["order_valid_till"] = day_of(till);
     order["requests"] = json::array({{{"id", request_id}, {"date", now}, {"type", "new_request"}, {"status", "pending"}, {"comments", order["comments"]}}});
     bool skip = order["skip_approval"].get<bool>();
@@ -1580,6 +1585,8 @@ int main(int argc, char** argv) {
   app.add_option("--issue-after-polls", options.issue_after_polls, "stay pending for N looks at the order");
   app.add_option("--issue-after-ms", options.issue_after_ms, "stay pending for at least this long");
   app.add_option("--validity-days", options.validity_days, "certificate validity in days (short for renewal tests)");
+  app.add_option("--backdate-days", options.backdate_days, "certificates start this many days ago (near their end: renewal tests)");
+  app.add_option("--order-valid-days", options.order_valid_days, "order_valid_till is today plus this many days (renewal needs a new order)");
   app.add_flag("--auto-approve", options.auto_approve, "approve every request at once");
   app.add_flag("--no-request-limits", options.no_request_limits,
                "do not answer 429 past CertCentral's 100 requests / 5 s and 1000 / 3 min (benchmarks)");

@@ -227,8 +227,9 @@ X509Ptr issue(const IssueSpec& spec, const Authority& issuer) {
   X509Ptr cert(X509_new());
   X509_set_version(cert.get(), 2);
   set_serial(cert.get());
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -60);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(spec.validity_days) * 86400);
+  const long backdate = static_cast<long>(spec.backdate_days) * 86400;
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -60 - backdate);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(spec.validity_days) * 86400 - backdate);
 
   // Subject: built from the organization record and the order, as CertCentral does (its Services
   // API ignores the CSR's subject).

@@ -58,6 +58,8 @@ struct IssueSpec {
   std::vector<std::string> dns_names;
   Usage usage = Usage::server;
   int validity_days = 365;
+  // Starts this many days in the past (renewal tests: a certificate near its end).
+  int backdate_days = 0;
   bool rsassa_pss = false;
 };
 

@@ -136,7 +136,9 @@ struct OrderInfo {
   std::optional<std::string> certificate_id;
   std::string common_name;
   std::string csr;  // certificate.csr, as CertCentral holds it
-  std::string valid_till;
+  std::string valid_till;        // certificate.valid_till
+  std::string order_valid_till;  // the order's own validity (the plan): reissues end with it
+  std::string serial_number;     // certificate.serial_number, hex
   std::vector<RequestRef> requests;
   nlohmann::json raw;
 };
@@ -147,6 +149,7 @@ struct OrderFilter {
   std::optional<std::string> product_name_id;
   std::optional<std::string> date_created;  // as CertCentral takes it, e.g. 2026-11-01...2026-11-30
   std::optional<std::string> search;
+  std::optional<std::string> serial_number;  // certificate serial, hex
   int offset = 0;
   int limit = 0;  // 0: CertCentral's default
 };
