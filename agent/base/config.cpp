@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <toml++/toml.h>
 
+#include "base/duration.hpp"
 #include "base/errors.hpp"
 
 namespace qscd::agent {
@@ -56,6 +57,25 @@ Config parse_config(std::string_view text, const std::string& origin) {
     if (!days || *days < 1 || *days > 3650) throw UsageError(origin + ": renew.within_days", "must be a whole number of days from 1 to 3650");
     config.renew_within_days = static_cast<int>(*days);
   }
+  auto duration_key = [&](const char* path, std::chrono::seconds& out) {
+    const std::string_view name(path);
+    const std::size_t dot = name.find('.');
+    if (auto value = optional_string(table, name.substr(0, dot), name.substr(dot + 1), origin)) {
+      out = parse_duration(*value, origin + ": " + path);
+      if (out.count() <= 0) throw UsageError(origin + ": " + path, "must be more than zero");
+    }
+  };
+  duration_key("renew.check_every", config.renew_check_every);
+  if (const toml::node* node = table.at_path("renew.allow_new_order").node()) {
+    auto value = node->value<bool>();
+    if (!value) throw UsageError(origin + ": renew.allow_new_order", "must be true or false");
+    config.renew_allow_new_order = *value;
+  }
+  config.post_install_hook = optional_string(table, "hooks", "post_install", origin);
+  if (config.post_install_hook && config.post_install_hook->empty()) {
+    throw UsageError(origin + ": hooks.post_install", "must name a command (leave the key out for none)");
+  }
+  duration_key("hooks.post_install_timeout", config.post_install_timeout);
   if (const toml::node* node = table.at_path("watch.rule").node()) {
     const toml::array* rules = node->as_array();
     if (rules == nullptr) throw UsageError(origin + ": watch.rule", "must be an array of tables ([[watch.rule]])");
@@ -76,6 +96,7 @@ Config parse_config(std::string_view text, const std::string& origin) {
       parsed.subject_file = rule_string(*rule, "subject_file", index, origin, false);
       parsed.order_file = rule_string(*rule, "order_file", index, origin, false);
       parsed.pin_source = rule_string(*rule, "pin_source", index, origin, false);
+      parsed.sign_pin_source = rule_string(*rule, "sign_pin_source", index, origin, false);
       if (const toml::node* approve = rule->get("approve")) {
         auto value = approve->value<bool>();
         if (!value) throw UsageError(origin + ": watch.rule[" + std::to_string(index) + "].approve", "must be true or false");

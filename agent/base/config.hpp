@@ -1,6 +1,7 @@
 #pragma once
 // The TOML config of product.md, parsed with toml++. Unknown sections are kept
 // for forward compatibility; a known key with the wrong type is a UsageError.
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -18,6 +19,7 @@ struct WatchRule {
   std::string subject_file;
   std::string order_file;
   std::string pin_source;
+  std::string sign_pin_source;  // CKA_ALWAYS_AUTHENTICATE keys; empty: the user PIN
   bool approve = false;
 };
 
@@ -31,6 +33,10 @@ struct Config {
   std::optional<std::string> api_pickup_path;
   std::optional<std::string> state_dir;
   int renew_within_days = 30;
+  std::chrono::seconds renew_check_every{86400};  // the daemon's renewal check, before jitter
+  bool renew_allow_new_order = false;             // never place a paid renewal order silently
+  std::optional<std::string> post_install_hook;   // hooks.post_install: a command line
+  std::chrono::seconds post_install_timeout{60};  // hooks.post_install_timeout
   std::vector<WatchRule> watch_rules;
 };
 

@@ -21,8 +21,8 @@ struct StateRow {
 // The transition table. docs/journal.md holds the same table (tests/unit/test_job_state.cpp
 // compares them). Leaving for NEED_USER_PIN / NEED_TOKEN is allowed only from states whose
 // step talks to the token; coming back goes to the safe state the wait started from.
-const std::array<StateRow, 15>& table() {
-  static const std::array<StateRow, 15> rows{{
+const std::array<StateRow, 16>& table() {
+  static const std::array<StateRow, 16> rows{{
       {S::need_key_pair, "NEED_KEY_PAIR", {S::generating_key_pair, S::need_user_pin, S::need_token, S::failed}},
       {S::generating_key_pair, "GENERATING_KEY_PAIR",
        {S::have_key_pair, S::need_key_pair, S::need_user_pin, S::need_token, S::failed}},
@@ -34,10 +34,14 @@ const std::array<StateRow, 15>& table() {
       {S::need_order_lookup, "NEED_ORDER_LOOKUP", {S::ca_working, S::need_to_submit, S::failed}},
       {S::ca_working, "CA_WORKING", {S::need_to_install, S::failed}},
       {S::need_to_install, "NEED_TO_INSTALL", {S::installing, S::need_user_pin, S::need_token, S::failed}},
-      {S::installing, "INSTALLING", {S::monitoring, S::need_to_install, S::need_user_pin, S::need_token, S::failed}},
+      {S::installing, "INSTALLING",
+       {S::retiring_old, S::monitoring, S::need_to_install, S::need_user_pin, S::need_token, S::failed}},
+      {S::retiring_old, "RETIRING_OLD", {S::monitoring, S::need_user_pin, S::need_token, S::failed}},
       {S::monitoring, "MONITORING", {}},
-      {S::need_user_pin, "NEED_USER_PIN", {S::need_key_pair, S::need_csr, S::need_to_install, S::need_token, S::failed}},
-      {S::need_token, "NEED_TOKEN", {S::need_key_pair, S::need_csr, S::need_to_install, S::need_user_pin, S::failed}},
+      {S::need_user_pin, "NEED_USER_PIN",
+       {S::need_key_pair, S::need_csr, S::need_to_install, S::retiring_old, S::need_token, S::failed}},
+      {S::need_token, "NEED_TOKEN",
+       {S::need_key_pair, S::need_csr, S::need_to_install, S::retiring_old, S::need_user_pin, S::failed}},
       {S::failed, "FAILED", {}},
   }};
   return rows;
@@ -50,10 +54,10 @@ const StateRow& row(JobState state) {
   return rows[index];
 }
 
-const std::array<JobState, 15> states{S::need_key_pair, S::generating_key_pair, S::have_key_pair, S::need_csr,
-                                      S::have_csr,      S::need_to_submit,      S::submitting,    S::need_order_lookup,
-                                      S::ca_working,    S::need_to_install,     S::installing,    S::monitoring,
-                                      S::need_user_pin, S::need_token,          S::failed};
+const std::array<JobState, 16> states{S::need_key_pair,  S::generating_key_pair, S::have_key_pair, S::need_csr,
+                                      S::have_csr,       S::need_to_submit,      S::submitting,    S::need_order_lookup,
+                                      S::ca_working,     S::need_to_install,     S::installing,    S::retiring_old,
+                                      S::monitoring,     S::need_user_pin,       S::need_token,    S::failed};
 
 }  // namespace
 

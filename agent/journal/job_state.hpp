@@ -1,5 +1,5 @@
 #pragma once
-// The provisioning job's states, after certmonger (doc/design.txt): NEED_X is
+// The states of a job (a provisioning or a renewal), after certmonger (doc/design.txt): NEED_X is
 // about to do X, X-ING is doing it, HAVE_X has done it, NEED_USER_PIN and
 // NEED_TOKEN wait on a person. The allowed transitions are one table in
 // job_state.cpp; docs/journal.md carries the same table and a unit test keeps
@@ -22,6 +22,7 @@ enum class JobState {
   ca_working,
   need_to_install,
   installing,
+  retiring_old,
   monitoring,
   need_user_pin,
   need_token,
@@ -43,6 +44,8 @@ bool is_allowed(JobState from, JobState to);
 void check_transition(JobState from, JobState to);
 
 // No step runs from here: MONITORING (done) and FAILED (the CA refused for good).
+// RETIRING_OLD, a renewal's last step (the replaced pair relabelled and removed), is idempotent
+// and so safe: a restart runs it again from where it stopped.
 bool is_terminal(JobState state);
 // Waits on a person: NEED_USER_PIN, NEED_TOKEN.
 bool is_waiting_on_person(JobState state);

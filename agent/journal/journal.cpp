@@ -16,17 +16,23 @@
 #include <stdexcept>
 #include <utility>
 
-
+#include "journal/journal_rows.hpp"
 #include "journal/sqlite.hpp"
 
 namespace qscd::agent {
 
+using rows::add_event;
+using rows::Claim;
+using rows::guarded;
+using rows::job_columns;
+using rows::load_job;
+using rows::now_sql;
+using rows::read_job;
+
 namespace {
 
-constexpr const char* now_sql = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
-
 // Migration N (1-based) brings the schema from version N-1 to N. Append only.
-const std::array<const char*, 1> migrations{
+const std::array<const char*, 2> migrations{
     R"sql(
 CREATE TABLE jobs (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -70,55 +76,22 @@ CREATE TABLE job_events (
 );
 CREATE INDEX job_events_job ON job_events(job_id, id);
 )sql",
+    // 2: renewal jobs. A renewal is keyed by the certificate it replaces too, so it lives beside
+    // the MONITORING provisioning of the same label.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'provision';
+ALTER TABLE jobs ADD COLUMN renews_serial TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN old_key_id_hex TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN old_order_id INTEGER;
+ALTER TABLE jobs ADD COLUMN renewal_path TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN key_type TEXT NOT NULL DEFAULT '';
+DROP INDEX jobs_live_key;
+-- At most one job that is not FAILED per token serial + key label + profile + product + replaced certificate.
+CREATE UNIQUE INDEX jobs_live_key ON jobs(token_serial, key_label, profile, product, renews_serial) WHERE state <> 'FAILED';
+)sql",
 };
 
-constexpr const char* job_columns =
-    "id, token_serial, key_label, profile, product, state, waiting_from, job_tag, token_model, "
-    "token_manufacturer, key_id_hex, subject, operator_name, csr_pem, order_id, request_id, certificate_id, "
-    "submit_intent_at, spki_sha256, csr_sha256, cert_sha256, cert_serial, chain_pem, last_error, created_at, "
-    "updated_at, claimed_by_pid, claim_start, claim_owner";
 
-JobState state_column(const std::string& name) {
-  auto state = parse_job_state(name);
-  if (!state) throw JournalError("journal: unknown job state '" + name + "'");
-  return *state;
-}
-
-struct Claim {
-  std::optional<std::int64_t> pid;
-  std::string start;
-  std::string owner;
-};
-
-Job read_job(const sql::Statement& row, Claim* claim = nullptr) {
-  Job job;
-  job.id = row.integer(0);
-  job.key = {row.text(1), row.text(2), row.text(3), row.text(4)};
-  job.state = state_column(row.text(5));
-  if (auto waiting = row.text(6); !waiting.empty()) job.waiting_from = state_column(waiting);
-  job.job_tag = row.text(7);
-  job.token_model = row.text(8);
-  job.token_manufacturer = row.text(9);
-  job.key_id_hex = row.text(10);
-  job.subject = row.text(11);
-  job.operator_name = row.text(12);
-  job.csr_pem = row.text(13);
-  job.order_id = row.optional_integer(14);
-  job.request_id = row.optional_integer(15);
-  job.certificate_id = row.optional_integer(16);
-  job.submit_intent_at = row.text(17);
-  job.spki_sha256 = row.text(18);
-  job.csr_sha256 = row.text(19);
-  job.cert_sha256 = row.text(20);
-  job.cert_serial = row.text(21);
-  job.chain_pem = row.text(22);
-  job.last_error = row.text(23);
-  job.created_at = row.text(24);
-  job.updated_at = row.text(25);
-  if (auto pid = row.optional_integer(26)) job.claimed_by = static_cast<pid_t>(*pid);
-  if (claim != nullptr) *claim = {row.optional_integer(26), row.text(27), row.text(28)};
-  return job;
-}
 
 // Tags only need to be unique, not secret: the kernel's getrandom, which spares opening a
 // journal the set-up of OpenSSL's random generator.
@@ -158,26 +131,12 @@ void create_private_file(const std::filesystem::path& file) {
   if (rc != 0) throw JournalError("journal: cannot chmod " + file.string() + ": " + std::strerror(saved));
 }
 
-template <typename F>
-auto guarded(const std::filesystem::path& path, F&& body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const sql::Error& e) {
-    throw JournalError("journal " + path.string() + ": " + e.what());
-  }
-}
-
-// One job by id, and who holds its lease when `claim` is given.
-Job load_job(sql::Database& db, const std::filesystem::path& path, std::int64_t id, Claim* claim = nullptr) {
-  auto stmt = db.prepare(std::string("SELECT ") + job_columns + " FROM jobs WHERE id = ?1");
-  stmt.bind(1, id);
-  if (!stmt.step()) throw UnknownJob(id, "job " + std::to_string(id) + ": no such job in " + path.string());
-  return read_job(stmt, claim);
-}
 
 }  // namespace
 
-std::string JobKey::display() const { return token_serial + "/" + key_label + "/" + profile + "/" + product; }
+std::string JobKey::display() const {
+  return token_serial + "/" + key_label + "/" + profile + "/" + product + (renews_serial.empty() ? "" : "/renews " + renews_serial);
+}
 
 std::string current_user_name() {
   uid_t uid = ::geteuid();
@@ -282,17 +241,10 @@ namespace {
 std::optional<std::int64_t> live_job_id(sql::Database& db, const JobKey& key) {
   auto stmt = db.prepare(
       "SELECT id FROM jobs WHERE token_serial = ?1 AND key_label = ?2 AND profile = ?3 AND product = ?4 "
-      "AND state <> 'FAILED'");
-  stmt.bind(1, key.token_serial).bind(2, key.key_label).bind(3, key.profile).bind(4, key.product);
+      "AND renews_serial = ?5 AND state <> 'FAILED'");
+  stmt.bind(1, key.token_serial).bind(2, key.key_label).bind(3, key.profile).bind(4, key.product).bind(5, key.renews_serial);
   if (!stmt.step()) return std::nullopt;
   return stmt.integer(0);
-}
-
-void add_event(sql::Database& db, std::int64_t id, JobState state, const std::string& detail) {
-  auto stmt = db.prepare(std::string("INSERT INTO job_events (job_id, state, at, detail) VALUES (?1, ?2, ") +
-                         now_sql + ", ?3)");
-  stmt.bind(1, id).bind(2, to_string(state)).bind(3, detail);
-  stmt.run();
 }
 
 // `claim`: the new job's lease, taken in the same statement (its creator works on it next).
@@ -304,10 +256,15 @@ std::int64_t insert_job(sql::Database& db, const NewJob& job, const std::string&
   if (job.initial_state == JobState::have_key_pair && job.key_id_hex.empty()) {
     throw std::logic_error("a job that starts with a key (HAVE_KEY_PAIR) needs its CKA_ID");
   }
+  if (job.renewal.has_value() != !job.key.renews_serial.empty()) {
+    throw std::logic_error("a renewal job names the certificate it replaces (renews_serial), and only a renewal does");
+  }
   auto stmt = db.prepare(std::string("INSERT INTO jobs (token_serial, key_label, profile, product, state, job_tag, "
                                      "token_model, token_manufacturer, key_id_hex, operator_name, claimed_by_pid, "
-                                     "claim_start, claim_owner, created_at, updated_at) "
-                                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ") +
+                                     "claim_start, claim_owner, kind, renews_serial, old_key_id_hex, old_order_id, "
+                                     "renewal_path, key_type, created_at, updated_at) "
+                                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+                                     "?17, ?18, ?19, ") +
                          now_sql + ", " + now_sql + ")");
   stmt.bind(1, job.key.token_serial)
       .bind(2, job.key.key_label)
@@ -324,6 +281,14 @@ std::int64_t insert_job(sql::Database& db, const NewJob& job, const std::string&
   } else {
     stmt.bind_null(11).bind_null(12).bind_null(13);
   }
+  const RenewalOf none;
+  const RenewalOf& renewal = job.renewal ? *job.renewal : none;
+  stmt.bind(14, std::string(to_string(job.renewal ? JobKind::renewal : JobKind::provision)))
+      .bind(15, job.key.renews_serial)
+      .bind(16, renewal.key_id_hex)
+      .bind(17, renewal.order_id)
+      .bind(18, job.renewal ? std::string(to_string(renewal.path)) : std::string())
+      .bind(19, renewal.key_type);
   stmt.run();
   std::int64_t id = db.last_insert_rowid();
   add_event(db, id, job.initial_state, "job created");
@@ -392,12 +357,23 @@ std::vector<Job> Journal::list() {
   });
 }
 
+std::vector<Job> Journal::unfinished(const std::string& token_serial) {
+  return guarded(path_, [&] {
+    std::vector<Job> jobs;
+    auto stmt = db_->prepare(std::string("SELECT ") + job_columns +
+                             " FROM jobs WHERE token_serial = ?1 AND state NOT IN ('MONITORING', 'FAILED') ORDER BY id");
+    stmt.bind(1, token_serial);
+    while (stmt.step()) jobs.push_back(read_job(stmt));
+    return jobs;
+  });
+}
+
 std::vector<JobEvent> Journal::events(std::int64_t id) {
   return guarded(path_, [&] {
     std::vector<JobEvent> events;
     auto stmt = db_->prepare("SELECT state, at, detail FROM job_events WHERE job_id = ?1 ORDER BY id");
     stmt.bind(1, id);
-    while (stmt.step()) events.push_back({state_column(stmt.text(0)), stmt.text(1), stmt.text(2)});
+    while (stmt.step()) events.push_back({rows::state_column(stmt.text(0)), stmt.text(1), stmt.text(2)});
     return events;
   });
 }
@@ -444,119 +420,6 @@ void Journal::release(std::int64_t id) noexcept {
   } catch (const std::exception&) {
     // A lease left behind is taken over once this process is gone.
   }
-}
-
-Job Journal::transition(std::int64_t id, JobState from, JobState to, const std::string& detail,
-                        const JobUpdate& update) {
-  return transition_chain(id, from, Move{to, detail, update}, nullptr);
-}
-
-Job Journal::transition_chain(std::int64_t id, JobState from, const Move& first, const NextMove& next,
-                              std::vector<Job>* passed) {
-  return guarded(path_, [&] {
-    sql::Transaction tx(*db_);
-    Job moved = apply_move(id, from, first);
-    if (passed != nullptr) passed->push_back(moved);
-    moved = follow_chain(id, std::move(moved), next, passed);
-    tx.commit();
-    return moved;
-  });
-}
-
-Job Journal::follow_chain(std::int64_t id, Job job, const NextMove& next, std::vector<Job>* passed) {
-  while (next) {
-    std::optional<Move> then = next(job);
-    if (!then) break;
-    job = apply_move(id, job.state, *then);
-    if (passed != nullptr) passed->push_back(job);
-  }
-  return job;
-}
-
-Job Journal::apply_move(std::int64_t id, JobState from, const Move& move) {
-  const JobState to = move.to;
-  const std::string& detail = move.detail;
-  const JobUpdate& update = move.update;
-  check_transition(from, to);
-  Claim holder;
-  Job job = load_job(*db_, path_, id, &holder);
-  if (holder.owner != owner_ || holder.pid != static_cast<std::int64_t>(::getpid())) {
-    throw JournalError("journal: job " + std::to_string(id) + " is not claimed by this worker");
-  }
-  if (job.state != from) {
-    throw JournalError("journal: job " + std::to_string(id) + " is in " + std::string(to_string(job.state)) +
-                       ", not " + std::string(to_string(from)));
-  }
-  std::optional<JobState> waiting_from;
-  if (is_waiting_on_person(to)) {
-    // A wait remembers the safe state it started from; a wait that moves to
-    // the other wait keeps it.
-    waiting_from = is_waiting_on_person(from) ? job.waiting_from : restart_state(from);
-  } else if (is_waiting_on_person(from) && to != JobState::failed && job.waiting_from != to) {
-    throw std::logic_error("job " + std::to_string(id) + " waited in " + std::string(to_string(from)) + " from " +
-                           (job.waiting_from ? std::string(to_string(*job.waiting_from)) : "nowhere") +
-                           " and cannot return to " + std::string(to_string(to)));
-  }
-
-  auto stmt = db_->prepare(std::string(R"sql(UPDATE jobs SET
-      state = ?1, waiting_from = ?2, last_error = ?3,
-      key_id_hex = COALESCE(?4, key_id_hex), token_model = COALESCE(?5, token_model),
-      token_manufacturer = COALESCE(?6, token_manufacturer), subject = COALESCE(?7, subject),
-      csr_pem = COALESCE(?8, csr_pem), order_id = COALESCE(?9, order_id),
-      request_id = COALESCE(?10, request_id), certificate_id = COALESCE(?11, certificate_id),
-      spki_sha256 = COALESCE(?12, spki_sha256), csr_sha256 = COALESCE(?13, csr_sha256),
-      cert_sha256 = COALESCE(?14, cert_sha256), cert_serial = COALESCE(?15, cert_serial),
-      chain_pem = COALESCE(?16, chain_pem),
-      submit_intent_at = CASE WHEN ?1 = 'SUBMITTING' AND submit_intent_at = '' THEN )sql") +
-                           now_sql + " ELSE submit_intent_at END, updated_at = " + now_sql +
-                           // A job that is done or failed is nobody's: the lease ends with the move.
-                           ", claimed_by_pid = CASE WHEN ?18 THEN NULL ELSE claimed_by_pid END"
-                           ", claim_start = CASE WHEN ?18 THEN NULL ELSE claim_start END"
-                           ", claim_owner = CASE WHEN ?18 THEN NULL ELSE claim_owner END WHERE id = ?17");
-  auto text = [&stmt](int index, const std::optional<std::string>& value) {
-    if (value) {
-      stmt.bind(index, *value);
-    } else {
-      stmt.bind_null(index);
-    }
-  };
-  stmt.bind(1, to_string(to));
-  if (waiting_from) {
-    stmt.bind(2, to_string(*waiting_from));
-  } else {
-    stmt.bind_null(2);
-  }
-  stmt.bind(3, to == JobState::failed ? detail : std::string());
-  text(4, update.key_id_hex);
-  text(5, update.token_model);
-  text(6, update.token_manufacturer);
-  text(7, update.subject);
-  text(8, update.csr_pem);
-  stmt.bind(9, update.order_id).bind(10, update.request_id).bind(11, update.certificate_id);
-  text(12, update.spki_sha256);
-  text(13, update.csr_sha256);
-  text(14, update.cert_sha256);
-  text(15, update.cert_serial);
-  text(16, update.chain_pem);
-  stmt.bind(17, id).bind(18, static_cast<std::int64_t>(is_terminal(to) ? 1 : 0));
-  stmt.run();
-  add_event(*db_, id, to, detail);
-  return load(id);
-}
-
-void Journal::record_error(std::int64_t id, const std::string& error) {
-  guarded(path_, [&] {
-    sql::Transaction tx(*db_);
-    auto stmt = db_->prepare(std::string("UPDATE jobs SET last_error = ?1, updated_at = ") + now_sql +
-                             " WHERE id = ?2 RETURNING state");
-    stmt.bind(1, error).bind(2, id);
-    if (!stmt.step()) throw UnknownJob(id, "job " + std::to_string(id) + ": no such job in " + path_.string());
-    JobState state = state_column(stmt.text(0));
-    stmt.run();
-    add_event(*db_, id, state, "error: " + error);
-    tx.commit();
-    return 0;
-  });
 }
 
 }  // namespace qscd::agent

@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/errors.hpp"
@@ -49,19 +50,41 @@ class UnknownJob : public AgentError {
   std::int64_t id_;
 };
 
+// A provisioning makes a token's first key and certificate; a renewal replaces a certificate
+// (and, unless the key is reused, its key pair) that is running out.
+enum class JobKind { provision, renewal };
+std::string_view to_string(JobKind kind);
+
+// How a renewal gets its certificate: a reissue of the old certificate's order while the order
+// outlasts the new certificate, else a new (paid) order naming the old one.
+enum class RenewalPath { reissue, new_order };
+std::string_view to_string(RenewalPath path);
+
 // What identifies a job: at most one job that is not FAILED exists per key.
 struct JobKey {
   std::string token_serial;
   std::string key_label;
   std::string profile;
   std::string product;
-  // "serial/label/profile/product", for people.
+  // A renewal: the serial (hex) of the certificate it replaces; empty for a provisioning.
+  std::string renews_serial{};
+  // "serial/label/profile/product[/renews SERIAL]", for people.
   [[nodiscard]] std::string display() const;
+};
+
+// What a renewal job knows of the certificate it replaces, fixed when it is created.
+struct RenewalOf {
+  std::string key_id_hex;  // the old key's CKA_ID (== the job's key_id_hex with --reuse-key)
+  std::optional<std::int64_t> order_id;  // the old certificate's order
+  RenewalPath path = RenewalPath::reissue;
+  std::string key_type;  // the new pair's type, the old key's ("rsa:3072", "ec:p256")
 };
 
 struct Job {
   std::int64_t id = 0;
   JobKey key;
+  JobKind kind = JobKind::provision;
+  std::optional<RenewalOf> renewal;  // set for kind == renewal
   JobState state = JobState::need_key_pair;
   // While NEED_USER_PIN / NEED_TOKEN: the safe state to return to.
   std::optional<JobState> waiting_from;
@@ -103,6 +126,8 @@ struct NewJob {
   std::string token_model;
   std::string token_manufacturer;
   std::string operator_name;  // current_user_name() when empty
+  // A renewal (key.renews_serial must be set): what it replaces.
+  std::optional<RenewalOf> renewal;
 };
 
 // Fields a transition may set along with the new state; unset ones stay.
@@ -151,6 +176,8 @@ class Journal {
   // Throws UnknownJob when there is no such job.
   [[nodiscard]] Job get(std::int64_t id);
   [[nodiscard]] std::vector<Job> list();
+  // The jobs of one token (by serial) that are neither MONITORING nor FAILED: what a resume runs.
+  [[nodiscard]] std::vector<Job> unfinished(const std::string& token_serial);
   [[nodiscard]] std::vector<JobEvent> events(std::int64_t id);
 
   // Takes the job's lease for this process. When the previous holder is gone

@@ -225,7 +225,7 @@ ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
                             : std::string(bytes.begin(), bytes.end());
     }
   }
-  const JobKey key{token.serial, label, std::string(csr::profile_name(p.profile)), o.product};
+  const JobKey key{token.serial, label, std::string(csr::profile_name(p.profile)), o.product, {}};
   const StepTable steps = run.steps();
   // One progress line per committed move.
   auto progress = [&run](const Job& now, const std::string& detail) {

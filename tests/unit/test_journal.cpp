@@ -83,9 +83,61 @@ TEST_CASE("a journal from a newer agent is refused") {
   }
   CHECK_THROWS_WITH_AS(Journal::open(dir.path()),
                        ("journal " + (dir.path() / "journal.sqlite").string() +
-                        " has schema version 99, newer than this qscd-agent knows (1)")
+                        " has schema version 99, newer than this qscd-agent knows (" + std::to_string(Journal::latest_schema_version()) + ")")
                            .c_str(),
                        JournalError);
+}
+
+TEST_CASE("a version 1 journal (before renewals) migrates and keeps its jobs as provisionings") {
+  ScratchDir dir;
+  {
+    auto journal = Journal::open(dir.path());
+    journal.create(seal_job());
+    // Back to version 1: what an agent without renewals wrote.
+    sql::Database raw(dir.path() / "journal.sqlite");
+    raw.exec("DROP INDEX jobs_live_key");
+    for (const char* column : {"kind", "renews_serial", "old_key_id_hex", "old_order_id", "renewal_path", "key_type"}) {
+      raw.exec(std::string("ALTER TABLE jobs DROP COLUMN ") + column);
+    }
+    raw.exec("CREATE UNIQUE INDEX jobs_live_key ON jobs(token_serial, key_label, profile, product) WHERE state <> 'FAILED'");
+    raw.exec("UPDATE schema_version SET version = 1");
+  }
+  auto journal = Journal::open(dir.path());
+  CHECK(journal.schema_version() == Journal::latest_schema_version());
+  auto jobs = journal.list();
+  REQUIRE(jobs.size() == 1);
+  CHECK(jobs[0].kind == JobKind::provision);
+  CHECK_FALSE(jobs[0].renewal.has_value());
+  CHECK(jobs[0].key.renews_serial.empty());
+}
+
+TEST_CASE("a renewal job lives beside the provisioning of the same key and is keyed by the certificate it replaces") {
+  ScratchDir dir;
+  auto journal = Journal::open(dir.path());
+  const Job provisioning = journal.create(seal_job());
+  NewJob renewal = seal_job();
+  renewal.key.renews_serial = "0a1b2c";
+  renewal.key_id_hex = "beef";
+  renewal.renewal = RenewalOf{"c0ffee", 7001, RenewalPath::reissue, "rsa:3072"};
+  const Job renewing = journal.create(renewal);
+  CHECK(renewing.id != provisioning.id);
+  CHECK(renewing.kind == JobKind::renewal);
+  REQUIRE(renewing.renewal.has_value());
+  CHECK(renewing.renewal->key_id_hex == "c0ffee");
+  CHECK(renewing.renewal->order_id == 7001);
+  CHECK(renewing.renewal->path == RenewalPath::reissue);
+  CHECK(renewing.renewal->key_type == "rsa:3072");
+  CHECK(renewing.key_id_hex == "beef");
+  CHECK(journal.find(renewal.key)->id == renewing.id);
+  CHECK(journal.find(seal_job().key)->id == provisioning.id);
+  CHECK(renewing.key.display() == "0123456789abcdef/seal/pkio-eseal/pkio_qualified_organisation_services/renews 0a1b2c");
+  CHECK_THROWS_AS(journal.create(renewal), UsageError);  // one live renewal per replaced certificate
+  CHECK(journal.unfinished("0123456789abcdef").size() == 2);
+  CHECK(journal.unfinished("another").empty());
+
+  NewJob inconsistent = seal_job();
+  inconsistent.key.renews_serial = "99";  // a renewal key without what it replaces
+  CHECK_THROWS_AS(journal.create(inconsistent), std::logic_error);
 }
 
 TEST_CASE("jobs are found by id and by job key; one live job per key") {
