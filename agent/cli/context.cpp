@@ -80,7 +80,9 @@ CaSettings Context::ca_settings() {
 }
 
 ProvisionServices Context::provision_services() {
-  return ProvisionServices{tokens(), [this] { return state_dir(); }, ca_settings()};
+  ProvisionServices services{tokens(), [this] { return state_dir(); }, ca_settings(), std::nullopt};
+  if (const auto& command = config().post_install_hook) services.post_install = PostInstallHook{*command, config().post_install_timeout};
+  return services;
 }
 
 std::filesystem::path Context::state_dir() {

@@ -21,6 +21,7 @@ void add_export(CLI::App& app, Context& context);
 void add_install(CLI::App& app, Context& context);
 void add_jobs(CLI::App& app, Context& context);
 void add_provision(CLI::App& app, Context& context);
+void add_renew(CLI::App& app, Context& context);
 
 inline std::vector<Register> all_commands() {
   return {
@@ -31,6 +32,7 @@ inline std::vector<Register> all_commands() {
       add_order,
       add_orgs,
       add_provision,
+      add_renew,
       add_install,
       add_export,
       add_jobs,

@@ -8,7 +8,7 @@ namespace qscd::agent {
 
 StepResult TokenRun::make_csr(const Job& job) {
   const p11::ObjectHandle key = private_key(job);
-  csr::TokenSigner signer(session_, key, token_public_key(job), inputs_.pin.bytes(), inputs_.login);
+  csr::TokenSigner signer(session_, key, token_public_key(job), inputs_.signature_pin(), inputs_.login);
   const ossl::X509ReqPtr request = csr::build_request(inputs_.profile, inputs_.subject, signer, inputs_.rsa_pss);
   StepResult result(JobState::have_csr, std::chrono::seconds(0),
                     "CSR signed on the token, verified and checked against profile " + std::string(csr::profile_name(inputs_.profile)));

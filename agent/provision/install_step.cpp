@@ -24,7 +24,8 @@ StepResult TokenRun::install(const Job& job) {
   InstallResult installed = install_certificates(session_, key, end_entity.get(), chain);
   std::size_t written = installed.end_entity.created ? 1 : 0;
   for (const auto& intermediate : installed.intermediates) written += intermediate.created ? 1 : 0;
-  return StepResult(JobState::monitoring, std::chrono::seconds(0),
+  // A renewal goes on to retire the pair it replaces; the old one stayed usable until now.
+  return StepResult(job.kind == JobKind::renewal ? JobState::retiring_old : JobState::monitoring, std::chrono::seconds(0),
                     "installed (" + std::to_string(written) + " objects written), read back and verified");
 }
 

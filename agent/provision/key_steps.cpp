@@ -1,4 +1,6 @@
 // The key pair steps: GENERATING_KEY_PAIR, and finding the job's key again on later steps.
+#include <stdexcept>
+
 #include "base/errors.hpp"
 #include "certs/certbundle.hpp"
 #include "provision/token_run.hpp"
@@ -35,8 +37,23 @@ EVP_PKEY* TokenRun::token_public_key(const Job& job) {
 // multiplied by a crash. A public key a killed run left without its private half (the pair is
 // copied onto the token public half first, p11::generate_key_pair) is removed: the job owns the
 // label, which no key had when the job was created.
+//
+// A renewal's new pair shares its label with the pair it replaces, so it is known by the CKA_ID
+// the job recorded before generating, and only keys with that id are its own.
 StepResult TokenRun::generate(const Job& job) {
-  const LabelledKeys labelled = labelled_keys(session_, job.key.key_label);
+  LabelledKeys labelled;
+  if (job.kind == JobKind::renewal) {
+    if (job.key_id_hex.empty()) throw std::logic_error("a renewal job records its new key's id before generating it");
+    p11::AttributeTemplate query;
+    query.token(true).id(p11::parse_hex_id(job.key_id_hex));
+    for (p11::ObjectHandle object : session_.find(query)) {
+      const auto object_class = session_.ulong(object, CKA_CLASS);
+      if (object_class == CKO_PRIVATE_KEY) labelled.private_keys.push_back(object);
+      if (object_class == CKO_PUBLIC_KEY) labelled.public_keys.push_back(object);
+    }
+  } else {
+    labelled = labelled_keys(session_, job.key.key_label);
+  }
   const auto& found = labelled.private_keys;
   if (found.size() > 1) {
     throw TokenError("token '" + token_.label + "' holds " + std::to_string(found.size()) + " private keys labelled '" +

@@ -2,10 +2,14 @@
 
 #include <openssl/objects.h>
 
+#include <openssl/x509.h>
+
+#include <ctime>
 #include <thread>
 
 #include "base/errors.hpp"
 #include "base/files.hpp"
+#include "certs/certbundle.hpp"
 #include "csr/builder.hpp"
 #include "provision/token_run.hpp"
 #include "qscd/api/csr.hpp"
@@ -153,6 +157,7 @@ Provisioner::Provisioner(ProvisionServices services, ProvisionOptions options)
   p.api_key = read_api_key(services_.ca);
   // The PIN last: it is only read once the rest of the command line is known to be good.
   p.pin = read_pin(o.token.pin_source, "user PIN", "--pin-source");
+  if (!o.sign_pin_source.empty()) p.sign_pin = read_pin(o.sign_pin_source, "signature PIN", "--sign-pin-source");
 }
 
 Provisioner::~Provisioner() = default;
@@ -195,6 +200,34 @@ std::vector<p11::TokenInfo> Provisioner::tokens() {
   return matching;
 }
 
+void run_post_install_hook(const ProvisionServices& services, const Job& job, const std::string& key_uri) {
+  if (!services.post_install) return;
+  InstalledEvent event;
+  event.key_uri = key_uri;
+  event.cert_serial = job.cert_serial;
+  event.token_serial = job.key.token_serial;
+  event.job_id = job.id;
+  event.job_kind = std::string(to_string(job.kind));
+  const auto chain = read_certificates(std::string_view(job.chain_pem), "the job's chain");
+  if (!chain.empty()) {
+    std::tm tm{};
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(chain.front().get()), &tm) == 1) {
+      char text[32];
+      std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+      event.cert_not_after = text;
+    }
+  }
+  const Log& log = services.tokens.log;
+  log.progress("running the post-install hook for job " + std::to_string(job.id) + " (certificate " + job.cert_serial + ")");
+  const HookRun hook = run_post_install(*services.post_install, event);
+  const std::string line = "post-install hook '" + services.post_install->command + "' for job " + std::to_string(job.id) + ": " + hook.summary;
+  if (hook.succeeded()) {
+    log.progress(line);
+  } else {
+    log.warn(line + "; the certificate stays installed");
+  }
+}
+
 ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
   const JobInputs& p = *inputs_;
   const ProvisionOptions& o = options_;
@@ -228,9 +261,7 @@ ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
   const JobKey key{token.serial, label, std::string(csr::profile_name(p.profile)), o.product, {}};
   const StepTable steps = run.steps();
   // One progress line per committed move.
-  auto progress = [&run](const Job& now, const std::string& detail) {
-    run.say(std::string(to_string(now.state)) + (detail.empty() ? "" : ": " + detail));
-  };
+  const auto progress = job_run_options(run, false, std::nullopt).on_transition;
   if (!job) job = journal.find(key);
 
   if (job && job->state == JobState::monitoring) {
@@ -288,24 +319,15 @@ ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
     run.say("continuing job " + std::to_string(job->id) + " from " + std::string(to_string(job->state)));
   }
 
-  RunOptions run_options;
-  run_options.wait = !o.no_wait;
-  if (o.timeout) run_options.deadline = std::chrono::steady_clock::now() + *o.timeout;
-  const std::int64_t id = job->id;
-  run_options.on_transition = progress;
-  const auto started = std::chrono::steady_clock::now();
-  run_options.on_wait = [&run, started](const Job&, const std::string& why, seconds delay) {
-    const auto waited = std::chrono::duration_cast<seconds>(std::chrono::steady_clock::now() - started);
-    run.say("waiting for CertCentral (" + why + "): " + std::to_string(waited.count()) + " s so far, next look in " +
-            std::to_string(delay.count()) + " s");
-  };
-  RunResult result = run_job(journal, id, steps, run_options);
+  const RunOptions run_options = job_run_options(run, !o.no_wait, o.timeout);
+  RunResult result = run_job(journal, job->id, steps, run_options);
   outcome.job = result.job;
   outcome.stop = result.stop;
   outcome.retry_after = result.retry_after;
   if (!result.job.key_id_hex.empty()) {
     outcome.key_uri = p11::object_uri(token, p11::parse_hex_id(result.job.key_id_hex), result.job.key.key_label);
   }
+  if (result.stop == RunStop::finished) run_post_install_hook(services_, result.job, outcome.key_uri);
   return outcome;
 }
 

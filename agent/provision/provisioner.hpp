@@ -15,6 +15,7 @@
 
 #include "ca/client_factory.hpp"
 #include "ca/order_lookup.hpp"
+#include "hooks/post_install.hpp"
 #include "journal/journal.hpp"
 #include "journal/scheduler.hpp"
 #include "token/token_access.hpp"
@@ -26,12 +27,17 @@ struct ProvisionServices {
   TokenAccess tokens;
   std::function<std::filesystem::path()> state_dir;  // created on first use
   CaSettings ca;
+  std::optional<PostInstallHook> post_install;  // config hooks.post_install
 };
+
+// After a job installed its certificate in this run: the post-install hook, its result logged.
+void run_post_install_hook(const ProvisionServices& services, const Job& job, const std::string& key_uri);
 
 struct ProvisionOptions {
   std::string profile;
   std::string product;
   TokenOptions token;
+  std::string sign_pin_source;  // --sign-pin-source; empty: the user PIN
   std::string key;  // --key URI: use this key instead of generating one
   std::string key_type;
   std::string label;

@@ -91,6 +91,22 @@ void TokenRun::login(const std::optional<Job>& job) {
   }
 }
 
+RunOptions job_run_options(const TokenRun& run, bool wait, std::optional<std::chrono::seconds> timeout) {
+  RunOptions options;
+  options.wait = wait;
+  if (timeout) options.deadline = std::chrono::steady_clock::now() + *timeout;
+  options.on_transition = [&run](const Job& now, const std::string& detail) {
+    run.say(std::string(to_string(now.state)) + (detail.empty() ? "" : ": " + detail));
+  };
+  const auto started = std::chrono::steady_clock::now();
+  options.on_wait = [&run, started](const Job&, const std::string& why, seconds delay) {
+    const auto waited = std::chrono::duration_cast<seconds>(std::chrono::steady_clock::now() - started);
+    run.say("waiting for CertCentral (" + why + "): " + std::to_string(waited.count()) + " s so far, next look in " +
+            std::to_string(delay.count()) + " s");
+  };
+  return options;
+}
+
 IssuanceExpectations TokenRun::expectations() const {
   return IssuanceExpectations::for_job(inputs_.profile, inputs_.product);
 }

@@ -42,6 +42,10 @@ struct JobInputs {
   p11::LoginOptions login;
   SecretBuffer api_key;
   SecretBuffer pin;
+  // --sign-pin-source: the context-specific login of a CKA_ALWAYS_AUTHENTICATE key (the eToken
+  // 5110 CC's Digital Signature PIN); empty: the user PIN.
+  SecretBuffer sign_pin;
+  [[nodiscard]] std::span<const unsigned char> signature_pin() const { return sign_pin.empty() ? pin.bytes() : sign_pin.bytes(); }
 };
 
 // The token's keys labelled `label`, by class, in one search. Token objects only: a session
@@ -109,6 +113,10 @@ class TokenRun {
   // Declared after client_: destroyed (joined) before the client it uses.
   std::future<api::Outcome<std::vector<api::OrganizationInfo>>> ca_check_;
 };
+
+// How run_job drives a job for a person watching: one progress line per committed move, one per
+// wait saying what it waits for; --no-wait and --timeout.
+RunOptions job_run_options(const TokenRun& run, bool wait, std::optional<std::chrono::seconds> timeout);
 
 // The CN of a request's subject, empty when it has none.
 std::string common_name_of(const X509_REQ* request);

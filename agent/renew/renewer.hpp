@@ -27,6 +27,7 @@ struct RenewOptions {
   bool reuse_key = false;
   bool keep_old = false;
   bool allow_new_order = false;  // --allow-new-order, else config renew.allow_new_order
+  std::string order_file;        // --order-file: the new order's body (with --allow-new-order)
   bool approve = false;
   bool no_wait = false;
   std::optional<std::chrono::seconds> timeout;

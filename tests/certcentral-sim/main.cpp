@@ -938,7 +938,8 @@ class Sim {
       spec.usage = rule.provisioning.size() == 1 || order["provisioning_method"] == "qscd" ? sim::Usage::qualified_seal : sim::Usage::seal;
     }
     spec.validity_days = validity_days(order);
-    spec.backdate_days = options_.backdate_days;
+    // Only a new order's certificate: the one a renewal test starts from. A reissue starts now.
+    spec.backdate_days = order.value("reissuing", false) ? 0 : options_.backdate_days;
     spec.rsassa_pss = certificate["is_rsassa_pss"].get<bool>();
     const sim::Authority& issuer = options_.foreign_chain ? pki_.foreign_issuing : pki_.issuing;
     const sim::Authority& root = options_.foreign_chain ? pki_.foreign_root : pki_.root;
@@ -1585,7 +1586,7 @@ int main(int argc, char** argv) {
   app.add_option("--issue-after-polls", options.issue_after_polls, "stay pending for N looks at the order");
   app.add_option("--issue-after-ms", options.issue_after_ms, "stay pending for at least this long");
   app.add_option("--validity-days", options.validity_days, "certificate validity in days (short for renewal tests)");
-  app.add_option("--backdate-days", options.backdate_days, "certificates start this many days ago (near their end: renewal tests)");
+  app.add_option("--backdate-days", options.backdate_days, "certificates of new orders start this many days ago (near their end: renewal tests); reissues start now");
   app.add_option("--order-valid-days", options.order_valid_days, "order_valid_till is today plus this many days (renewal needs a new order)");
   app.add_flag("--auto-approve", options.auto_approve, "approve every request at once");
   app.add_flag("--no-request-limits", options.no_request_limits,

@@ -156,6 +156,8 @@ void add_provision(CLI::App& app, Context& context) {
   CLI::App* command = app.add_subcommand("provision", "key on the token, CSR, CertCentral order, wait, install: journaled and resumable");
   add_token_option(*command, o.token);
   add_pin_options(*command, o.token);
+  command->add_option("--sign-pin-source", o.sign_pin_source,
+                      "where the PIN of a key that asks for it at each signature (CKA_ALWAYS_AUTHENTICATE) comes from; default: the user PIN");
   command->add_option("--profile", o.profile, "be-ebox, pkio-server, pkio-eseal or generic");
   command->add_option("--product", o.product, "CertCentral product name_id, e.g. pkio_private_services_server");
   command->add_option("--key", o.key, "use this existing key (PKCS#11 URI) instead of generating one");
