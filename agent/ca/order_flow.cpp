@@ -37,7 +37,17 @@ bool same_certificate(X509* a, X509* b) {
 
 }  // namespace
 
-std::string_view to_string(AttachAction action) { return action == AttachAction::pickup ? "pickup" : "reissue"; }
+std::string_view to_string(AttachAction action) {
+  switch (action) {
+    case AttachAction::pickup:
+      return "pickup";
+    case AttachAction::already_attached:
+      return "already attached";
+    case AttachAction::reissue:
+      break;
+  }
+  return "reissue";
+}
 
 bool same_csr(std::string_view a, std::string_view b) {
   std::string left = base64_body(a);
@@ -86,7 +96,10 @@ OrderFlow::OrderFlow(api::Client& client, std::function<void(const std::string&)
 Attached OrderFlow::attach(std::string_view order_id, const AttachRequest& request) {
   const api::OrderInfo order = client_.order_info(order_id).value_or_throw();
   Attached attached;
-  if (order.status == api::OrderStatus::waiting_pickup) {
+  if (!order.csr.empty() && same_csr(order.csr, request.csr_pem)) {
+    // The reissue or pickup went out before a stop: a second one would be a second request.
+    attached.action = AttachAction::already_attached;
+  } else if (order.status == api::OrderStatus::waiting_pickup) {
     attached.action = AttachAction::pickup;
     client_.pickup(order_id, request.csr_pem, request.init_code).value_or_throw();
   } else if (order.status == api::OrderStatus::issued) {

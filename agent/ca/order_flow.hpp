@@ -15,7 +15,8 @@
 
 namespace qscd::agent {
 
-enum class AttachAction { reissue, pickup };
+// already_attached: the order carries this CSR already (a run stopped after its POST went out).
+enum class AttachAction { reissue, pickup, already_attached };
 std::string_view to_string(AttachAction action);
 
 struct AttachRequest {

@@ -326,6 +326,10 @@ RenewalOutcome Renewer::resume(const p11::TokenInfo& token, std::int64_t job_id)
 
   run.say("renewal job " + std::to_string(job.id) + " (" + job.key.display() + ") from " + std::string(to_string(job.state)));
   const RunResult result = run_job(run.journal(), job.id, steps, job_run_options(run, !s.options.no_wait, s.options.timeout));
+  if (const std::size_t removed = discard_failed_renewal_pair(run.session(), result.job); removed > 0) {
+    run.say("renewal job " + std::to_string(job.id) + " failed: its new pair (id " + result.job.key_id_hex + ", " + std::to_string(removed) +
+            " objects) removed; the old pair is untouched");
+  }
   RenewalOutcome outcome;
   outcome.job = result.job;
   outcome.stop = result.stop;
@@ -351,9 +355,24 @@ std::vector<RenewalOutcome> Renewer::run(const p11::TokenInfo& token) {
   if (!s.options.dry_run) {
     Journal journal = s.journal();
     const std::vector<Job> unfinished = journal.unfinished(token.serial);
+    // A failed renewal whose rollback was cut short (a kill between FAILED and the removal).
+    std::vector<Job> failed;
+    for (const Job& job : journal.list()) {
+      if (job.kind == JobKind::renewal && job.state == JobState::failed && job.key.token_serial == token.serial) failed.push_back(job);
+    }
     {
       std::lock_guard<std::mutex> lock(s.journal_mutex);
       if (!s.spare_journal) s.spare_journal.emplace(std::move(journal));
+    }
+    if (!failed.empty()) {
+      p11::Session session(s.services.tokens.module(), token.slot, p11::Session::Access::read_write);
+      p11::login(session, CKU_USER, s.pin.bytes(), s.options.token.login_options());
+      for (const Job& job : failed) {
+        if (const std::size_t removed = discard_failed_renewal_pair(session, job); removed > 0) {
+          s.say(token, "renewal job " + std::to_string(job.id) + " had failed: its new pair (id " + job.key_id_hex + ", " +
+                           std::to_string(removed) + " objects) removed; the old pair is untouched");
+        }
+      }
     }
     for (const Job& job : unfinished) {
       if (job.kind != JobKind::renewal) continue;

@@ -89,4 +89,18 @@ StepResult retire_old_pair(p11::Session& session, const Job& job, const RetireOp
                         " objects) relabelled '" + retired_label + "' and removed");
 }
 
+std::size_t discard_failed_renewal_pair(p11::Session& session, const Job& job) {
+  if (!job.renewal || job.state != JobState::failed || job.key_id_hex.empty() || job.key_id_hex == job.renewal->key_id_hex) return 0;
+  const p11::Bytes id = p11::parse_hex_id(job.key_id_hex);
+  std::size_t destroyed = 0;
+  // The private key last, as in retirement: a stop halfway leaves a key the next run removes.
+  for (CK_OBJECT_CLASS object_class : {CKO_CERTIFICATE, CKO_PUBLIC_KEY, CKO_PRIVATE_KEY}) {
+    for (p11::ObjectHandle object : objects_with_id(session, id, object_class)) {
+      session.destroy(object);
+      ++destroyed;
+    }
+  }
+  return destroyed;
+}
+
 }  // namespace qscd::agent

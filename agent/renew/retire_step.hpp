@@ -21,4 +21,9 @@ struct RetireOptions {
 
 StepResult retire_old_pair(p11::Session& session, const Job& job, const RetireOptions& options);
 
+// The rollback of a FAILED renewal: the pair it made (never the old one, never a reused key) is
+// destroyed, so the token holds the old pair alone again under its label. Returns how many
+// objects went; 0 when there was nothing (already removed, or the job reused its key).
+std::size_t discard_failed_renewal_pair(p11::Session& session, const Job& job);
+
 }  // namespace qscd::agent

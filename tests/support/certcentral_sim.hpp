@@ -38,8 +38,16 @@ class CertCentralSim {
     if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
     dir_ = pattern;
     args_ = {binary, "--state-dir", dir_.string(), "--port", "0", "--api-key", api_key, "--lifetime", "900"};
+    base_args_ = args_.size();
     args_.insert(args_.end(), extra_args.begin(), extra_args.end());
     launch();
+  }
+
+  // Restarts on the same folder with other flags (a fault for the next runs only).
+  void restart(const std::vector<std::string>& extra_args) {
+    args_.resize(base_args_);
+    args_.insert(args_.end(), extra_args.begin(), extra_args.end());
+    restart();
   }
 
   // Stops the sim and starts it again on the same folder (a new port): what it kept is what it
@@ -161,6 +169,7 @@ class CertCentralSim {
 
   std::filesystem::path dir_;
   std::vector<std::string> args_;
+  std::size_t base_args_ = 0;
   pid_t pid_ = -1;
   int port_ = 0;
 };

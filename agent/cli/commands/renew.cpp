@@ -45,7 +45,8 @@ nlohmann::json outcome_json(const RenewalOutcome& outcome) {
     const Job& job = *outcome.job;
     out["job_id"] = job.id;
     out["state"] = std::string(to_string(job.state));
-    out["new_key_uri"] = outcome.key_uri;
+    // A failed renewal's new pair is removed again: there is no new key to name.
+    out["new_key_uri"] = outcome.stop == RunStop::failed ? nlohmann::json(nullptr) : nlohmann::json(outcome.key_uri);
     out["new_certificate_serial"] = job.cert_serial.empty() ? nlohmann::json(nullptr) : nlohmann::json(job.cert_serial);
     if (!job.last_error.empty()) out["last_error"] = job.last_error;
     if (outcome.stop == RunStop::waiting_on_ca) out["next_look_seconds"] = outcome.retry_after.count();
@@ -64,13 +65,13 @@ std::string outcome_text(const RenewalOutcome& outcome, bool dry_run) {
     const Job& job = *outcome.job;
     text += "  renewal job " + std::to_string(job.id) + ": " + std::string(to_string(job.state)) + "\n";
     if (!job.cert_serial.empty()) text += "  new certificate: serial " + job.cert_serial + "\n";
-    if (!outcome.key_uri.empty()) text += "  new key: " + outcome.key_uri + "\n";
+    if (!outcome.key_uri.empty() && outcome.stop != RunStop::failed) text += "  new key: " + outcome.key_uri + "\n";
     switch (outcome.stop) {
       case RunStop::waiting_on_ca:
         text += "  waiting for CertCentral; run the same command again to continue\n";
         break;
       case RunStop::failed:
-        text += "  failed: " + job.last_error + "; the old pair is untouched\n";
+        text += "  failed: " + job.last_error + "; the old pair is untouched and stays in use\n";
         break;
       case RunStop::waiting_on_person:
         text += "  waiting: " + job.last_error + "\n";
@@ -83,10 +84,12 @@ std::string outcome_text(const RenewalOutcome& outcome, bool dry_run) {
 }
 
 CommandStatus status_of(const RenewalOutcome& outcome, bool dry_run) {
+  // A dry run is a report: what each certificate needs is in its action, not in the exit code.
+  if (dry_run) return CommandStatus::done;
   if (outcome.plan.action == RenewalAction::no_order) return CommandStatus::failed_at_ca;
   // A paid order is never placed silently: the renewal waits on a person's --allow-new-order.
   if (outcome.plan.action == RenewalAction::new_order_needed) return CommandStatus::waiting_on_ca;
-  if (dry_run || !outcome.job) return CommandStatus::done;
+  if (!outcome.job) return CommandStatus::done;
   switch (outcome.stop) {
     case RunStop::finished:
       return CommandStatus::done;
