@@ -1,5 +1,9 @@
 // qscd-agent: the one place where errors become exit codes and results are printed.
 #include <CLI/CLI.hpp>
+
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -41,7 +45,12 @@ int run(int argc, char** argv) {
   app.add_flag("--json", options.json, "print one JSON document on stdout");
   app.add_flag("-v,--verbose", options.verbose, "more logging on stderr (repeat for more)");
   app.add_flag("-q,--quiet", options.quiet, "less logging on stderr");
-  app.parse_complete_callback([&context] { context.apply_verbosity(); });
+  app.parse_complete_callback([&context] {
+    context.apply_verbosity();
+    // Every run reads and checks the config before its command starts, whichever options it
+    // uses: a bad value is exit 2 always, not only when a command happens to look it up.
+    (void)context.config();
+  });
 
   qscd::agent::register_commands(app, context);
 
@@ -80,6 +89,13 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifndef QSCD_ALLOW_CORE_DUMPS
+  // PINs and the API key live in this process (and in libcurl's header buffers): no core dump
+  // may carry them, and no other process of the same user may ptrace or read its memory.
+  const rlimit no_core{0, 0};
+  ::setrlimit(RLIMIT_CORE, &no_core);
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#endif
   int code = run(argc, argv);
   // Everything of ours is closed when run() returns: the module finalized, the journal and the
   // connection closed, the output written. What exit() would add is the libraries' teardown

@@ -1,5 +1,7 @@
 #include "base/config.hpp"
 
+#include "base/files.hpp"
+
 #include <cstdlib>
 #include <toml++/toml.h>
 
@@ -124,19 +126,12 @@ Config load_config(const std::optional<std::filesystem::path>& explicit_path) {
     candidates.emplace_back("/etc/qscd-agent/agent.toml");
   }
   for (const fs::path& path : candidates) {
+    // A default location that does not exist is skipped; anything that does exist there (a
+    // folder, a FIFO, a device) is refused like an explicit --config, not passed over in silence.
     std::error_code ec;
-    if (!fs::is_regular_file(path, ec)) continue;
-    std::string origin = path.string();
-    std::string text;
-    {
-      std::FILE* file = std::fopen(origin.c_str(), "rb");
-      if (file == nullptr) throw UsageError("--config", "cannot read " + origin);
-      char buffer[4096];
-      std::size_t n = 0;
-      while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0) text.append(buffer, n);
-      std::fclose(file);
-    }
-    Config config = parse_config(text, origin);
+    if (!explicit_path && !fs::exists(fs::symlink_status(path, ec)) ) continue;
+    const std::string origin = path.string();
+    Config config = parse_config(read_input_file(path, "--config"), origin);
     config.source = path;
     return config;
   }

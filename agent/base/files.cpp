@@ -6,8 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+#include <cstdint>
 #include <string>
 
 #include "base/errors.hpp"
@@ -65,14 +64,34 @@ void write_file_atomically(const std::filesystem::path& path, std::string_view b
 }
 
 std::string read_input_file(const std::filesystem::path& path, std::string_view option, std::size_t max_bytes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError(std::string(option), "cannot read " + path.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().size() > max_bytes) {
-    throw UsageError(std::string(option), path.string() + " is larger than " + std::to_string(max_bytes / 1024) + " KiB");
+  // O_NONBLOCK: opening a FIFO for reading must not wait for a writer; anything but a regular
+  // file is refused before a byte is read.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) throw UsageError(std::string(option), "cannot read " + path.string() + ": " + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw UsageError(std::string(option), "cannot read " + path.string() + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) {
+    const char* kind = S_ISDIR(st.st_mode) ? "a folder" : S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "not a regular file";
+    throw UsageError(std::string(option), path.string() + " is " + kind + "; give a regular file");
   }
-  return text.str();
+  const std::string too_large = path.string() + " is larger than " + std::to_string(max_bytes / 1024) + " KiB";
+  if (static_cast<std::uintmax_t>(st.st_size) > max_bytes) throw UsageError(std::string(option), too_large);
+  // At most one byte past the cap: a file that grows while it is read is still refused, not slurped.
+  std::string text;
+  char buffer[8192];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw UsageError(std::string(option), "cannot read " + path.string() + ": " + std::strerror(errno));
+    if (n == 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+    if (text.size() > max_bytes) throw UsageError(std::string(option), too_large);
+  }
+  return text;
 }
 
 }  // namespace qscd::agent

@@ -102,7 +102,8 @@ SecretBuffer read_line(int fd, std::string_view what, std::string_view origin) {
 }
 
 SecretBuffer from_file(const std::string& path, std::string_view what, std::string_view option) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  // O_NONBLOCK: a FIFO must not hold the open until a writer comes; it is refused just below.
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
   if (fd.get() < 0) {
     throw UsageError(std::string(option), "cannot open " + path + ": " + std::strerror(errno));
   }

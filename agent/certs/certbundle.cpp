@@ -1,5 +1,7 @@
 #include "certs/certbundle.hpp"
 
+#include "base/files.hpp"
+
 #include "base/hex.hpp"
 #include "csr/profile.hpp"
 #include "qscd/api/product.hpp"
@@ -238,9 +240,8 @@ std::vector<X509Ptr> read_certificates(std::string_view text, const std::string&
 
 namespace {
 std::vector<unsigned char> file_bytes(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw UsageError(file.string(), "cannot be read");
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  const std::string text = read_input_file(file, file.string());
+  return {text.begin(), text.end()};
 }
 }  // namespace
 

@@ -1,8 +1,12 @@
 #include "cli/context.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "base/errors.hpp"
 #include "qscd/pkcs11/module.hpp"
@@ -100,10 +104,27 @@ std::filesystem::path Context::state_dir() {
   } else {
     throw UsageError("--state-dir", "no state folder: set --state-dir, QSCD_AGENT_STATE_DIR or HOME");
   }
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw UsageError("--state-dir", "cannot create " + dir.string() + ": " + ec.message());
-  ::chmod(dir.c_str(), 0700);
+  // Only a folder the agent makes gets its mode set (0700); an existing one is used as it is,
+  // and refused when others could plant or swap the journal in it.
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    std::error_code ec;
+    if (dir.has_parent_path()) std::filesystem::create_directories(dir.parent_path(), ec);
+    if (ec) throw UsageError("--state-dir", "cannot create " + dir.parent_path().string() + ": " + ec.message());
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      throw UsageError("--state-dir", "cannot create " + dir.string() + ": " + std::strerror(errno));
+    }
+    ::chmod(dir.c_str(), 0700);  // the umask may have taken bits off, never added any
+    if (::stat(dir.c_str(), &st) != 0) throw UsageError("--state-dir", "cannot read " + dir.string() + ": " + std::strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) throw UsageError("--state-dir", dir.string() + " is not a folder");
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 || st.st_uid != ::geteuid()) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    throw UsageError("--state-dir", dir.string() + " (mode " + mode + ", owner uid " + std::to_string(st.st_uid) +
+                                        ") must belong to uid " + std::to_string(::geteuid()) +
+                                        " and not be writable by group or others; give a folder of your own (it is made with mode 0700)");
+  }
   return dir;
 }
 

@@ -101,4 +101,18 @@ std::string job_evidence_text(const Job& job, const std::vector<JobEvent>& event
   return text;
 }
 
+CommandStatus command_status_for(RunStop stop, const Job& job) {
+  switch (stop) {
+    case RunStop::finished:
+      return CommandStatus::done;
+    case RunStop::waiting_on_ca:
+      return job.state == JobState::need_to_submit ? CommandStatus::failed_at_ca : CommandStatus::waiting_on_ca;
+    case RunStop::waiting_on_person:
+      return CommandStatus::waiting_on_person;
+    case RunStop::failed:
+      return CommandStatus::failed_at_ca;
+  }
+  return CommandStatus::failed_at_ca;
+}
+
 }  // namespace qscd::agent

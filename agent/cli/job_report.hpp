@@ -6,7 +6,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/commands.hpp"
 #include "journal/journal.hpp"
+#include "journal/scheduler.hpp"
 
 namespace qscd::agent {
 
@@ -16,6 +18,11 @@ nlohmann::json job_summary_json(const Job& job);
 // serial, model and manufacturer; key CKA_ID; SHA-256 of SPKI, CSR and
 // certificate; order id; certificate serial; the chain; the operator.
 nlohmann::json job_evidence_json(const Job& job, const std::vector<JobEvent>& events);
+
+// How a job's run ends for the exit code: waiting on the CA is 5 only when the CA has (or may
+// have) our order or request; a job that stops before it could submit (the CA unreachable or
+// rate-limiting every try) is a CA problem, 4, and is still saved for the next run.
+CommandStatus command_status_for(RunStop stop, const Job& job);
 
 // One line per job with a header line.
 std::string jobs_table_text(const std::vector<Job>& jobs);

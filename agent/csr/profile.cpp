@@ -1,5 +1,7 @@
 #include "csr/profile.hpp"
 
+#include "base/files.hpp"
+
 #include <openssl/asn1.h>
 #include <openssl/crypto.h>
 #include <openssl/objects.h>
@@ -145,11 +147,7 @@ SubjectInput parse_subject_toml(std::string_view text, const std::string& origin
 }
 
 SubjectInput read_subject_file(const std::filesystem::path& path, Profile profile) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) throw UsageError("--subject-file", "cannot read " + path.string());
-  std::ostringstream text;
-  text << file.rdbuf();
-  return parse_subject_toml(text.str(), path.string(), profile);
+  return parse_subject_toml(read_input_file(path, "--subject-file"), path.string(), profile);
 }
 
 Subject subject_from_input(Profile profile, const SubjectInput& input, std::vector<Finding>& findings) {

@@ -62,7 +62,7 @@ TEST_CASE("inputs that hold no certificate are refused with the input's name") {
   BIO_free(bio);
   CHECK_THROWS_WITH_AS(read_certificates(csr_pem, "req.pem"),
                        "req.pem: unexpected PEM block 'CERTIFICATE REQUEST' (expected CERTIFICATE or PKCS7)", UsageError);
-  CHECK_THROWS_WITH_AS(read_certificate_file("/nonexistent/cert.pem"), "/nonexistent/cert.pem: cannot be read",
+  CHECK_THROWS_WITH_AS(read_certificate_file("/nonexistent/cert.pem"), "/nonexistent/cert.pem: cannot read /nonexistent/cert.pem: No such file or directory",
                        UsageError);
   CHECK(read_csr(csr_pem, "job 1") != nullptr);
 }

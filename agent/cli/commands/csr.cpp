@@ -4,6 +4,7 @@
 #include <fstream>
 #include <optional>
 
+#include "base/files.hpp"
 #include "cli/registry.hpp"
 #include "csr/builder.hpp"
 #include "csr/token_signer.hpp"
@@ -52,9 +53,8 @@ std::string subject_text(const X509_REQ* request) {
 }
 
 std::vector<unsigned char> read_file(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) throw UsageError("FILE", "cannot read " + path);
-  return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+  const std::string text = read_input_file(path, "FILE");
+  return {text.begin(), text.end()};
 }
 
 void run_check(const CheckOptions& options, Context& context) {

@@ -6,6 +6,7 @@
 
 #include "base/duration.hpp"
 #include "base/errors.hpp"
+#include "cli/job_report.hpp"
 #include "cli/token_options.hpp"
 #include "provision/provisioner.hpp"
 #include "cli/registry.hpp"
@@ -50,7 +51,9 @@ std::string outcome_text(const ProvisionOutcome& outcome) {
   if (!outcome.key_uri.empty()) text += "  key:         " + outcome.key_uri + "\n";
   switch (outcome.stop) {
     case RunStop::waiting_on_ca:
-      text += "  waiting for CertCentral; run the same command again to continue\n";
+      text += job.state == JobState::need_to_submit
+                  ? "  CertCentral did not take the request (" + job.last_error + "); nothing was ordered; the job is saved: run the same command again\n"
+                  : "  waiting for CertCentral; run the same command again to continue\n";
       break;
     case RunStop::failed:
       text += "  failed: " + job.last_error + "\n";
@@ -64,19 +67,6 @@ std::string outcome_text(const ProvisionOutcome& outcome) {
   return text;
 }
 
-CommandStatus status_of(RunStop stop) {
-  switch (stop) {
-    case RunStop::finished:
-      return CommandStatus::done;
-    case RunStop::waiting_on_ca:
-      return CommandStatus::waiting_on_ca;
-    case RunStop::waiting_on_person:
-      return CommandStatus::waiting_on_person;
-    case RunStop::failed:
-      return CommandStatus::failed_at_ca;
-  }
-  return CommandStatus::failed_at_ca;
-}
 
 // The worst outcome decides: a failure or a person's wait over the CA's wait over done. Of a
 // failure and a person's wait, the first seen.
@@ -137,7 +127,7 @@ void run(Context& context, ProvisionCli& cli) {
   for (const ProvisionOutcome& outcome : outcomes) {
     list.push_back(outcome_json(outcome));
     result.text += outcome_text(outcome);
-    const CommandStatus status = status_of(outcome.stop);
+    const CommandStatus status = command_status_for(outcome.stop, outcome.job);
     if (severity(status) > severity(worst)) worst = status;
   }
   result.json = options.all ? nlohmann::json{{"jobs", list}} : list.front();

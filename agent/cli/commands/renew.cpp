@@ -4,6 +4,7 @@
 
 #include "base/duration.hpp"
 #include "base/errors.hpp"
+#include "cli/job_report.hpp"
 #include "cli/registry.hpp"
 #include "cli/token_options.hpp"
 #include "renew/renewer.hpp"
@@ -68,7 +69,9 @@ std::string outcome_text(const RenewalOutcome& outcome, bool dry_run) {
     if (!outcome.key_uri.empty() && outcome.stop != RunStop::failed) text += "  new key: " + outcome.key_uri + "\n";
     switch (outcome.stop) {
       case RunStop::waiting_on_ca:
-        text += "  waiting for CertCentral; run the same command again to continue\n";
+        text += job.state == JobState::need_to_submit
+                  ? "  CertCentral did not take the request (" + job.last_error + "); nothing was ordered; the job is saved: run the same command again\n"
+                  : "  waiting for CertCentral; run the same command again to continue\n";
         break;
       case RunStop::failed:
         text += "  failed: " + job.last_error + "; the old pair is untouched and stays in use\n";
@@ -90,17 +93,7 @@ CommandStatus status_of(const RenewalOutcome& outcome, bool dry_run) {
   // A paid order is never placed silently: the renewal waits on a person's --allow-new-order.
   if (outcome.plan.action == RenewalAction::new_order_needed) return CommandStatus::waiting_on_ca;
   if (!outcome.job) return CommandStatus::done;
-  switch (outcome.stop) {
-    case RunStop::finished:
-      return CommandStatus::done;
-    case RunStop::waiting_on_ca:
-      return CommandStatus::waiting_on_ca;
-    case RunStop::waiting_on_person:
-      return CommandStatus::waiting_on_person;
-    case RunStop::failed:
-      return CommandStatus::failed_at_ca;
-  }
-  return CommandStatus::failed_at_ca;
+  return command_status_for(outcome.stop, *outcome.job);
 }
 
 int severity(CommandStatus status) {
