@@ -405,3 +405,16 @@ TEST_CASE("provision against the real API's rough edges: chain in the POST answe
   Provision p = quick_job("rough");
   check_installed(ws, sim, p, ws.provision(sim, p));
 }
+
+TEST_CASE("a CA that answers 429 to every request until --timeout: exit 4 (nothing was ordered), not 5; the job is saved") {
+  CertCentralSim sim({"--auto-approve", "--fail-429-every", "1", "--retry-after", "1"});
+  Workspace ws;
+  Provision p = quick_job("limited");
+  p.extra = {"--timeout", "8s"};
+  auto run = ws.provision(sim, p);
+  CHECK_MESSAGE(run.exit_code == 4, "exit " << run.exit_code << "\n" << run.err);
+  CHECK(sim_orders(sim).empty());
+  json out = json::parse(run.out, nullptr, false);
+  REQUIRE(out.is_object());
+  CHECK(out.value("state", "") != "FAILED");
+}
