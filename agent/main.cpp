@@ -10,6 +10,7 @@
 #include <exception>
 #include <iostream>
 #include <string>
+#include <string_view>
 
 #include "cli/commands.hpp"
 #include "cli/context.hpp"
@@ -60,6 +61,13 @@ int run(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     app.exit(e);  // prints the usage message on stderr
+    // --json promises one document on stdout, also when the command line itself is wrong.
+    bool json = false;
+    for (int i = 1; i < argc && std::string_view(argv[i]) != "--"; ++i) json = json || std::string_view(argv[i]) == "--json";
+    if (json) {
+      nlohmann::json doc = {{"error", {{"exit_code", as_int(ExitCode::usage)}, {"message", e.what()}}}};
+      std::cout << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+    }
     return as_int(ExitCode::usage);
   } catch (...) {
     const qscd::agent::Failure failure = qscd::agent::failure_for(std::current_exception());

@@ -60,7 +60,7 @@ TEST_CASE("orgs, order submit --dry-run, submit, wait with progress, status") {
 
   auto placed = agent.run({"--json", "order", "submit", "--product", "pkio_private_services_server", "--csr", csr, "--order-file", order_file});
   REQUIRE(placed.exit_code == 0);
-  std::string id = json::parse(placed.out)["order_id"];
+  std::string id = std::to_string(json::parse(placed.out)["order_id"].get<std::int64_t>());  // a number, as in every document
   CHECK(json::parse(placed.out)["status"] == "needs_approval");
 
   auto timed_out = agent.run({"order", "wait", id, "--timeout", "1s", "--interval", "1s"});
@@ -93,7 +93,7 @@ TEST_CASE("order attach does the pickup step of a QSCD order, the init code from
     "ship_info": {"name": "J", "addr1": "a", "addr2": "b", "city": "c", "state": "d", "zip": "e", "country": "nl", "method": "STANDARD"}})");
   auto placed = agent.run({"--json", "order", "submit", "--product", "pkio_qualified_organisation_services", "--order-file", order_file});
   REQUIRE(placed.exit_code == 0);
-  std::string id = json::parse(placed.out)["order_id"];
+  std::string id = std::to_string(json::parse(placed.out)["order_id"].get<std::int64_t>());  // a number, as in every document
   CHECK(json::parse(placed.out)["status"] == "waiting_pickup");
   auto key = qscd::test::make_key("RSA", 3072);
   std::string csr = agent.write("seal.csr", qscd::test::make_csr(key.get(), "Voorbeeld Zegel"));
@@ -141,7 +141,7 @@ TEST_CASE("exit codes: bad input 2, a wrong key 4 with \"API key rejected\" and 
   std::string bad = agent.write("bad.csr", qscd::test::make_csr(rsa.get(), "bad.example.nl"));
   auto placed = agent.run({"--json", "order", "submit", "--product", "pkio_private_services_server", "--csr", bad, "--order-file", order_file});
   REQUIRE(placed.exit_code == 0);
-  auto rejected = agent.run({"order", "wait", json::parse(placed.out)["order_id"], "--timeout", "5s", "--interval", "1s"});
+  auto rejected = agent.run({"order", "wait", std::to_string(json::parse(placed.out)["order_id"].get<std::int64_t>()), "--timeout", "5s", "--interval", "1s"});
   CHECK(rejected.exit_code == 4);
   CHECK(rejected.err.find("CertCentral rejected it (rejected)") != std::string::npos);
 }

@@ -101,3 +101,15 @@ TEST_CASE("--state-dir: a folder others may write is refused and left as it is; 
   REQUIRE(::stat(fresh.c_str(), &st) == 0);
   CHECK((st.st_mode & 07777) == 0700);
 }
+
+TEST_CASE("--json: a wrong command line still prints one JSON document, the error, on stdout") {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"--json", "provision", "--bogus"}, {"--json", "nosuch"}, {"--json"}, {"jobs", "--json", "--state-dir"}}) {
+    auto run = bare_agent(args);
+    CHECK(run.exit_code == 2);
+    json doc = json::parse(run.out, nullptr, false);
+    REQUIRE_MESSAGE(doc.is_object(), "stdout: " << run.out);
+    CHECK(doc["error"]["exit_code"] == 2);
+    CHECK_FALSE(doc["error"]["message"].get<std::string>().empty());
+  }
+}

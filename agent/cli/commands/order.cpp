@@ -31,7 +31,10 @@ json requests_json(const std::vector<api::RequestRef>& requests) {
 }
 
 json order_json(const api::OrderInfo& order) {
-  json out = {{"order_id", order.id}, {"status", std::string(to_string(order.status))}, {"product", order.product_name_id},
+  // Order ids are numbers in every document (`jobs`, `provision`, `renew` too).
+  json id = order.id;
+  if (!order.id.empty() && order.id.find_first_not_of("0123456789") == std::string::npos && order.id.size() < 19) id = std::stoll(order.id);
+  json out = {{"order_id", id}, {"status", std::string(to_string(order.status))}, {"product", order.product_name_id},
               {"requests", requests_json(order.requests)}};
   out["certificate_id"] = order.certificate_id ? json(*order.certificate_id) : json(nullptr);
   if (!order.common_name.empty()) out["common_name"] = order.common_name;

@@ -32,7 +32,7 @@ nlohmann::json outcome_json(const ProvisionOutcome& outcome) {
                         {"profile", job.key.profile},
                         {"product", job.key.product},
                         {"already_done", outcome.already_done}};
-  out["order_id"] = job.order_id ? nlohmann::json(std::to_string(*job.order_id)) : nlohmann::json(nullptr);
+  out["order_id"] = job.order_id ? nlohmann::json(*job.order_id) : nlohmann::json(nullptr);
   out["certificate_serial"] = job.cert_serial.empty() ? nlohmann::json(nullptr) : nlohmann::json(job.cert_serial);
   out["key_uri"] = outcome.key_uri.empty() ? nlohmann::json(nullptr) : nlohmann::json(outcome.key_uri);
   if (!job.last_error.empty()) out["last_error"] = job.last_error;
