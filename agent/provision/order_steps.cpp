@@ -39,6 +39,24 @@ seconds waited_since(const std::string& utc_iso) {
   return waited > seconds(0) ? waited : seconds(0);
 }
 
+// The documented POST answer of an order issued at once carries `certificate_chain`
+// ([{subject_common_name, pem}]): the certificates are then installed from it, with no download.
+// A certificate id alone says nothing about issuance (CertCentral gives one to pending orders
+// too), so it is not kept here: the wait looks at the order.
+void take_chain_from_answer(const api::SubmitResult& answer, StepResult& result) {
+  if (!answer.certificate_id || !answer.raw.is_object() || !answer.raw.contains("certificate_chain")) return;
+  const nlohmann::json& chain = answer.raw.at("certificate_chain");
+  if (!chain.is_array() || chain.empty()) return;
+  std::string pems;
+  for (const auto& entry : chain) {
+    if (!entry.is_object() || !entry.contains("pem") || !entry["pem"].is_string()) return;
+    pems += entry["pem"].get<std::string>();
+    if (!pems.empty() && pems.back() != '\n') pems += '\n';
+  }
+  result.update.certificate_id = to_order_number(*answer.certificate_id, "certificate id");
+  result.update.chain_pem = pems;
+}
+
 }  // namespace
 
 OrderSearch order_search(const Job& job, std::string common_name) {
@@ -69,7 +87,7 @@ StepResult TokenRun::submit(const Job& job) {
           // A request id that is not a number is only informative; the order id is what counts.
         }
       }
-      if (answer.certificate_id) result.update.certificate_id = to_order_number(*answer.certificate_id, "certificate id");
+      take_chain_from_answer(answer, result);
       return result;
     }
     case api::OutcomeKind::rejected:
@@ -97,7 +115,9 @@ StepResult TokenRun::attach(const Job& job) {
   request.field = "--order";
   const Attached attached = ca().attach(id, request);
   test_crash_point("SUBMITTING:posted");
-  return StepResult(JobState::ca_working, seconds(0), "CSR attached to order " + id + " (" + std::string(to_string(attached.action)) + ")");
+  StepResult result(JobState::ca_working, seconds(0), "CSR attached to order " + id + " (" + std::string(to_string(attached.action)) + ")");
+  if (attached.answer) take_chain_from_answer(*attached.answer, result);
+  return result;
 }
 
 StepResult TokenRun::look_up_order(const Job& job) {
@@ -121,8 +141,11 @@ StepResult TokenRun::look_up_order(const Job& job) {
 StepResult TokenRun::wait_for_ca(const Job& job) {
   const std::string order_id = std::to_string(*job.order_id);
   std::string certificate_id;
-  if (job.certificate_id) {
-    certificate_id = std::to_string(*job.certificate_id);  // issued at once: no wait
+  std::vector<ossl::X509Ptr> certificates;
+  if (job.certificate_id && !job.chain_pem.empty()) {
+    // Issued at once, the chain in the POST answer: no wait, no download.
+    certificate_id = std::to_string(*job.certificate_id);
+    certificates = read_certificates(std::string_view(job.chain_pem), "the order's answer");
   } else {
     const OrderLook look = ca().look(order_id, LookOptions{inputs_.approve, job.csr_pem});
     switch (look.kind) {
@@ -136,7 +159,7 @@ StepResult TokenRun::wait_for_ca(const Job& job) {
         break;
     }
   }
-  std::vector<ossl::X509Ptr> certificates = ca().download(certificate_id);
+  if (certificates.empty()) certificates = ca().download(certificate_id);
   EVP_PKEY* public_key = token_public_key(job);
   const auto csr = read_csr(job.csr_pem, "the job's CSR");
   IssuanceExpectations expected = expectations();

@@ -404,6 +404,19 @@ TEST_CASE("provision against the real API's rough edges: chain in the POST answe
   Workspace ws;
   Provision p = quick_job("rough");
   check_installed(ws, sim, p, ws.provision(sim, p));
+  // Installed from the POST answer's certificate_chain: no download round trip.
+  for (const auto& line : settled_audit(sim)) CHECK(line.value("path", "").find("/download/") == std::string::npos);
+}
+
+TEST_CASE("a certificate id in the POST answer of an order not issued yet is not taken for issuance: the agent waits, then installs") {
+  CertCentralSim sim({"--auto-approve", "--certificate-id-on-approval", "--issue-after-polls", "2"});
+  Workspace ws;
+  Provision p = quick_job("early-id");
+  p.extra = {"--poll-interval", "1s"};
+  check_installed(ws, sim, p, ws.provision(sim, p));
+  for (const auto& line : settled_audit(sim)) {
+    if (line.value("path", "").find("/download/") != std::string::npos) CHECK(line.value("status", 0) == 200);
+  }
 }
 
 TEST_CASE("a CA that answers 429 to every request until --timeout: exit 4 (nothing was ordered), not 5; the job is saved") {
