@@ -18,6 +18,7 @@ QSCD_PACKAGES=(
   libcpp-httplib-dev
   libsystemd-dev
   softhsm2 opensc gnutls-bin
+  pinentry-curses  # tests/token_cli: the real pinentry in a pseudo-terminal
   jq  # bench/provision: the hand-made pipeline builds and reads the order JSON with it
   # tests/package and scripts/debian-build: CPack's shlibdeps (file), lintian, hardening-check
   # (devscripts), systemd-analyze (systemd), man -w (man-db), the postinst's adduser, the

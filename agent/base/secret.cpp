@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 #include <utility>
 
 #include "base/errors.hpp"
@@ -235,6 +236,41 @@ class PinentryProcess {
   pid_t pid_ = -1;
 };
 
+std::string trim_spaces(std::string text) {
+  while (!text.empty() && text.front() == ' ') text.erase(text.begin());
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+// The OPTION lines gpg-agent sends: ttyname (GPG_TTY, else the terminal on stdin or stderr),
+// ttytype (TERM), lc-ctype and display when set.
+std::vector<std::string> pinentry_options() {
+  std::vector<std::string> options;
+  std::string tty;
+  if (const char* gpg_tty = std::getenv("GPG_TTY"); gpg_tty != nullptr && *gpg_tty != '\0') {
+    tty = gpg_tty;
+  } else {
+    for (int fd : {STDIN_FILENO, STDERR_FILENO, STDOUT_FILENO}) {
+      if (const char* name = ::isatty(fd) == 1 ? ::ttyname(fd) : nullptr; name != nullptr) {
+        tty = name;
+        break;
+      }
+    }
+  }
+  if (!tty.empty()) options.push_back("ttyname=" + tty);
+  if (const char* term = std::getenv("TERM"); term != nullptr && *term != '\0') options.push_back(std::string("ttytype=") + term);
+  for (const char* name : {"LC_ALL", "LC_CTYPE", "LANG"}) {
+    if (const char* value = std::getenv(name); value != nullptr && *value != '\0') {
+      options.push_back(std::string("lc-ctype=") + value);
+      break;
+    }
+  }
+  if (const char* display = std::getenv("DISPLAY"); display != nullptr && *display != '\0') {
+    options.push_back(std::string("display=") + display);
+  }
+  return options;
+}
+
 // pinentry speaks the Assuan protocol on its stdin/stdout: we send SETDESC and
 // GETPIN and read "D <percent-escaped pin>" back.
 SecretBuffer from_pinentry(std::string_view what, std::string_view option) {
@@ -242,13 +278,21 @@ SecretBuffer from_pinentry(std::string_view what, std::string_view option) {
   if (program == nullptr) program = "pinentry";
   PinentryProcess pinentry(program, option);
 
+  std::string last_error;  // pinentry's ERR line: "83886179 Operation cancelled <Pinentry>"
   auto read_reply = [&](SecretBuffer* data) -> bool {
     // Reads lines until OK or ERR; collects a D line into *data.
     for (;;) {
       SecretBuffer line = read_line(pinentry.input(), what, option);
       std::string_view text = line.view();
       if (text.starts_with("OK")) return true;
-      if (text.starts_with("ERR") || (text.empty() && line.size() == 0)) return false;
+      if (text.starts_with("ERR")) {
+        last_error = std::string(text.substr(3));
+        return false;
+      }
+      if (text.empty() && line.size() == 0) {
+        last_error = "it closed the connection";
+        return false;
+      }
       if (text.starts_with("D ") && data != nullptr) {
         for (std::size_t i = 2; i < text.size(); ++i) {
           if (text[i] == '%' && i + 2 < text.size()) {
@@ -266,6 +310,14 @@ SecretBuffer from_pinentry(std::string_view what, std::string_view option) {
 
   SecretBuffer secret;
   bool ok = read_reply(nullptr);
+  // What gpg-agent tells pinentry before it asks: where to draw (a curses pinentry draws nothing
+  // without the terminal's name and type) and the charset. A pinentry that does not know an
+  // option answers ERR to it and still asks; so does this agent.
+  for (const std::string& option_line : pinentry_options()) {
+    ok = ok && pinentry.send("OPTION " + option_line + "\n");
+    if (ok) (void)read_reply(nullptr);
+    last_error.clear();
+  }
   ok = ok && pinentry.send("SETDESC qscd-agent needs the " + std::string(what) + "\n") && read_reply(nullptr);
   ok = ok && pinentry.send("SETPROMPT " + std::string(what) + ":\n") && read_reply(nullptr);
   ok = ok && pinentry.send("GETPIN\n") && read_reply(&secret);
@@ -275,7 +327,10 @@ SecretBuffer from_pinentry(std::string_view what, std::string_view option) {
     throw UsageError(std::string(option), "cannot run the pinentry program '" + std::string(program) +
                                               "' (set PINENTRY_PROGRAM or install pinentry)");
   }
-  if (!ok) throw UsageError(std::string(option), "pinentry did not return the " + std::string(what) + " (cancelled?)");
+  if (!ok) {
+    throw UsageError(std::string(option), "pinentry did not return the " + std::string(what) +
+                                              (last_error.empty() ? std::string() : ": it answered \"" + trim_spaces(last_error) + "\""));
+  }
   return secret;
 }
 

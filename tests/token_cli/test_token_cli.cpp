@@ -1,7 +1,12 @@
 // qscd-agent's token commands as a user runs them: a child process, PINs from
 // files or a pipe, a real SoftHSM2 token, exit codes of product.md.
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdlib>
@@ -10,6 +15,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
 
 #include "cli/context.hpp"
 #include "base/errors.hpp"
@@ -529,4 +537,69 @@ TEST_CASE("errors name their field: a bad --token URI, and where a bad module pa
 
   Outcome from_option = run_agent({"tokens", "--module", "/etc/hostname", "--config", config.string()});
   CHECK(contains(from_option.err, "--module /etc/hostname is not a loadable PKCS#11 module"));
+}
+
+// The real pinentry-curses, in a pseudo-terminal as a person at a terminal has it: it draws its
+// dialog only when told the terminal (OPTION ttyname/ttytype), and the PIN typed there logs in.
+TEST_CASE("pinentry-curses in a pseudo-terminal: the dialog appears, the typed PIN logs in; a cancel says what pinentry answered") {
+  if (!std::filesystem::exists("/usr/bin/pinentry-curses")) {
+    MESSAGE("pinentry-curses is not installed: skipped");
+    return;
+  }
+  SoftHsm hsm;
+  hsm.add_token("curses", "12345678", "1234");
+  const std::string errors = (hsm.dir() / "stderr").string();
+  auto converse = [&](const std::string& keys) {
+    int terminal = -1;
+    const pid_t pid = ::forkpty(&terminal, nullptr, nullptr, nullptr);
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::setenv("TERM", "xterm", 1);
+      ::setenv("PINENTRY_PROGRAM", "/usr/bin/pinentry-curses", 1);
+      ::unsetenv("GPG_TTY");
+      ::unsetenv("DISPLAY");
+      // stdin and stdout stay the terminal; the agent's messages go to a file to be read whole.
+      const int error_file = ::open(errors.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      if (error_file >= 0) ::dup2(error_file, STDERR_FILENO);
+      const std::string agent = qscd::test::agent_binary();
+      std::vector<std::string> args = {agent, "--json", "tokens", module_option, "--token", "pkcs11:token=curses", "--pin-source", "pinentry"};
+      std::vector<char*> argv;
+      for (auto& arg : args) argv.push_back(arg.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    std::string screen;
+    bool typed = false;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd ready{terminal, POLLIN, 0};
+      if (::poll(&ready, 1, 200) > 0) {
+        char buffer[4096];
+        const ssize_t n = ::read(terminal, buffer, sizeof buffer);
+        if (n <= 0) break;
+        screen.append(buffer, static_cast<std::size_t>(n));
+      }
+      if (!typed && screen.find("user PIN") != std::string::npos) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        REQUIRE(::write(terminal, keys.data(), keys.size()) == static_cast<ssize_t>(keys.size()));
+        typed = true;
+      }
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ::close(terminal);
+    return std::make_tuple(typed, WIFEXITED(status) ? WEXITSTATUS(status) : -1, screen);
+  };
+
+  auto [drawn, code, screen] = converse("1234\r");
+  CHECK_MESSAGE(drawn, "no dialog drawn: " << screen);
+  CHECK_MESSAGE(code == 0, screen);
+  CHECK_MESSAGE(screen.find("\"logged_in\": true") != std::string::npos, screen);
+
+  auto [drawn_again, cancelled, cancel_screen] = converse("\x1b");  // Escape: cancel
+  CHECK(drawn_again);
+  CHECK(cancelled == 2);
+  const std::string said = qscd::test::slurp(errors);
+  CHECK_MESSAGE(said.find("pinentry did not return the user PIN: it answered \"") != std::string::npos, said << cancel_screen);
 }
