@@ -9,6 +9,7 @@
 
 #include "base/errors.hpp"
 #include "base/files.hpp"
+#include "base/text.hpp"
 #include "certs/certbundle.hpp"
 #include "csr/builder.hpp"
 #include "provision/token_run.hpp"
@@ -101,6 +102,7 @@ Provisioner::Provisioner(ProvisionServices services, ProvisionOptions options)
       }
     }
     if (o.label.empty()) throw UsageError("--label", "required: the CKA_LABEL of the key pair to generate");
+    require_utf8_text(o.label, "--label", "the key label");
     if (!o.id.empty()) {
       try {
         p.id = p11::parse_hex_id(o.id);

@@ -1,6 +1,7 @@
 #include "token/token_access.hpp"
 
 #include "base/errors.hpp"
+#include "base/text.hpp"
 #include "qscd/pkcs11/error.hpp"
 #include "qscd/pkcs11/module.hpp"
 
@@ -24,6 +25,7 @@ SecretBuffer read_pin(const std::string& spec, std::string_view what, std::strin
 SecretBuffer read_new_pin(const std::string& spec, std::string_view what, std::string_view option) {
   std::string source = spec.empty() ? default_secret_spec(option) : spec;
   SecretBuffer pin = read_secret(source, what, option);
+  require_utf8_text(pin.view(), option, "the " + std::string(what));
   if (source != "prompt" && source != "pinentry") return pin;  // nobody typed it: no typo to catch
   SecretBuffer again = read_secret(source, std::string(what) + " again", option);
   if (pin.view() != again.view()) throw UsageError(std::string(option), "the two entries differ");

@@ -113,3 +113,23 @@ TEST_CASE("--json: a wrong command line still prints one JSON document, the erro
     CHECK_FALSE(doc["error"]["message"].get<std::string>().empty());
   }
 }
+
+TEST_CASE("labels and new PINs that are not UTF-8 text, or hold a NUL: exit 2, the token unchanged") {
+  CertCentralSim sim;
+  Workspace ws;
+  const std::string pin = "file:" + ws.path("pin");
+  const std::string token = std::string("pkcs11:token=") + token_label;
+  const std::string nul_pin = "file:" + ws.write("nul-pin", std::string("12\0" "3456", 7));
+  const std::string latin1_pin = "file:" + ws.write("latin1-pin", "p\xe9n1234");
+  auto keygen = ws.agent(sim, {"keygen", "--token", token, "--pin-source", pin, "--key-type", "ec:p256", "--label", "seal\xff"});
+  CHECK(keygen.exit_code == 2);
+  CHECK(keygen.err.find("--label: the key label is not UTF-8 (byte 5)") != std::string::npos);
+  auto change = ws.agent(sim, {"token", "change-pin", "--token", token, "--pin-source", pin, "--new-pin-source", nul_pin});
+  CHECK(change.exit_code == 2);
+  CHECK(change.err.find("holds a NUL byte") != std::string::npos);
+  auto latin1 = ws.agent(sim, {"token", "change-pin", "--token", token, "--pin-source", pin, "--new-pin-source", latin1_pin});
+  CHECK(latin1.exit_code == 2);
+  CHECK(latin1.err.find("is not UTF-8") != std::string::npos);
+  // The PIN is unchanged: the old one still logs in.
+  CHECK(ws.objects().empty());
+}

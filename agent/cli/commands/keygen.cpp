@@ -1,6 +1,7 @@
 // `keygen`: a key pair generated on the token with the attributes of the
 // contract (sensitive, never extractable, sign only), printed as its URI.
 #include "base/errors.hpp"
+#include "base/text.hpp"
 #include "cli/token_options.hpp"
 #include "qscd/pkcs11/keys.hpp"
 #include "cli/registry.hpp"
@@ -26,6 +27,7 @@ void keygen(Context& context, const KeygenOptions& options) {
     throw UsageError("--key-type", e.what());
   }
   if (options.label.empty()) throw UsageError("--label", "must not be empty");
+  require_utf8_text(options.label, "--label", "the key label");
   request.label = options.label;
   if (!options.id.empty()) {
     try {

@@ -1,5 +1,6 @@
 // `token init | change-pin | unblock`: the officer's PIN and token set-up.
 #include "base/errors.hpp"
+#include "base/text.hpp"
 #include "cli/token_options.hpp"
 #include "qscd/pkcs11/admin.hpp"
 #include "qscd/pkcs11/module.hpp"
@@ -31,6 +32,7 @@ struct AdminOptions {
 
 void init(Context& context, const AdminOptions& options) {
   if (options.label.empty() || options.label.size() > 32) throw UsageError("--label", "must be 1 to 32 bytes");
+  require_utf8_text(options.label, "--label", "the token label");
   p11::Module& module = context.module();
   // Without --token, only a blank token is picked: re-initialising must be asked for by name.
   // The token is chosen and checked (nothing is changed) before the PINs are read: on a blank

@@ -1,0 +1,13 @@
+#pragma once
+// Text the agent hands to a token: PKCS#11 labels and PINs are UTF-8 (PKCS#11 3.0, 2.1), and a
+// NUL inside one is cut off by C code on the way.
+#include <string_view>
+
+namespace qscd::agent {
+
+// Throws UsageError(field, ...) naming the first bad byte's position when `value` is not UTF-8
+// (no overlong forms, no surrogates, nothing past U+10FFFF) or holds a NUL byte. `what` names
+// the value in the message ("the label", "the new PIN"); the value itself is never repeated.
+void require_utf8_text(std::string_view value, std::string_view field, std::string_view what);
+
+}  // namespace qscd::agent
