@@ -47,12 +47,6 @@ namespace {
 
 using std::chrono::seconds;
 
-SecretBuffer copy_secret(const SecretBuffer& secret) {
-  SecretBuffer copy;
-  for (unsigned char byte : secret.bytes()) copy.push_back(byte);
-  return copy;
-}
-
 std::string random_id_hex() {
   unsigned char id[16];
   if (RAND_bytes(id, sizeof id) != 1) throw std::runtime_error("no random bytes for the new key's CKA_ID");
@@ -109,9 +103,9 @@ struct Renewer::State {
   State(ProvisionServices s, RenewOptions o) : services(std::move(s)), options(std::move(o)) {}
   ProvisionServices services;
   RenewOptions options;
-  SecretBuffer api_key;
-  SecretBuffer pin;
-  SecretBuffer sign_pin;
+  api::SecretBytes api_key;
+  api::SecretBytes pin;
+  api::SecretBytes sign_pin;
   std::optional<nlohmann::json> order_body;
   std::optional<std::filesystem::path> trust;
   std::mutex journal_mutex;
@@ -290,9 +284,9 @@ RenewalOutcome Renewer::resume(const p11::TokenInfo& token, std::int64_t job_id)
   inputs.schedule.cap = s.options.poll_interval;
   inputs.trust = s.trust;
   inputs.login = s.options.token.login_options();
-  inputs.api_key = copy_secret(s.api_key);
-  inputs.pin = copy_secret(s.pin);
-  inputs.sign_pin = copy_secret(s.sign_pin);
+  inputs.api_key = api::SecretBytes::copy_of(s.api_key.bytes());
+  inputs.pin = api::SecretBytes::copy_of(s.pin.bytes());
+  inputs.sign_pin = api::SecretBytes::copy_of(s.sign_pin.bytes());
   if (job.renewal->path == RenewalPath::reissue) {
     if (!job.renewal->order_id) throw std::logic_error("a reissue renewal knows its order");
     inputs.attach_order = std::to_string(*job.renewal->order_id);

@@ -16,22 +16,22 @@ std::optional<std::string> TokenOptions::token_uri() const {
   return token;
 }
 
-SecretBuffer read_pin(const std::string& spec, std::string_view what, std::string_view option) {
+api::SecretBytes read_pin(const std::string& spec, std::string_view what, std::string_view option) {
   std::string source = spec.empty() ? default_secret_spec(option) : spec;
   return read_secret(source, what, option);
 }
 
-SecretBuffer read_new_pin(const std::string& spec, std::string_view what, std::string_view option) {
+api::SecretBytes read_new_pin(const std::string& spec, std::string_view what, std::string_view option) {
   std::string source = spec.empty() ? default_secret_spec(option) : spec;
-  SecretBuffer pin = read_secret(source, what, option);
+  api::SecretBytes pin = read_secret(source, what, option);
   if (source != "prompt" && source != "pinentry") return pin;  // nobody typed it: no typo to catch
-  SecretBuffer again = read_secret(source, std::string(what) + " again", option);
+  api::SecretBytes again = read_secret(source, std::string(what) + " again", option);
   if (pin.view() != again.view()) throw UsageError(std::string(option), "the two entries differ");
   return pin;  // both buffers wipe themselves
 }
 
 OpenToken open_logged_in(const TokenAccess& tokens, const TokenOptions& options) {
-  SecretBuffer pin = read_pin(options.pin_source, "user PIN", "--pin-source");
+  api::SecretBytes pin = read_pin(options.pin_source, "user PIN", "--pin-source");
   p11::Module& module = tokens.module();
   p11::TokenInfo info = p11::select_token(module, options.token_uri());
   tokens.log.info("token '" + info.label + "' in slot " + std::to_string(info.slot));
@@ -54,7 +54,7 @@ OpenKey open_key(const TokenAccess& tokens, const std::string& key_uri, const To
   tokens.log.info("token '" + info.label + "' in slot " + std::to_string(info.slot));
   p11::Session session(module, info.slot, access.access);
   if (access.before_login) access.before_login(session, uri);
-  std::optional<SecretBuffer> pin;
+  std::optional<api::SecretBytes> pin;
   const bool log_in = access.login == KeyLogin::required ? info.login_required : !options.pin_source.empty();
   if (log_in) {
     pin = read_pin(options.pin_source, "user PIN", "--pin-source");

@@ -35,12 +35,12 @@ struct TokenAccess {
 
 // A secret from `spec` (the option's value), or from the default source
 // (a terminal prompt) when the option was not given.
-SecretBuffer read_pin(const std::string& spec, std::string_view what, std::string_view option);
+api::SecretBytes read_pin(const std::string& spec, std::string_view what, std::string_view option);
 
 // A PIN about to be set. From an interactive source (prompt, pinentry; also the
 // default prompt) it is asked twice and the two entries must agree, else
 // UsageError(option, "the two entries differ"); other sources are read once.
-SecretBuffer read_new_pin(const std::string& spec, std::string_view what, std::string_view option);
+api::SecretBytes read_new_pin(const std::string& spec, std::string_view what, std::string_view option);
 
 // The selected token and a read/write session on it, logged in as the user.
 // The PIN is read first, so a bad --pin-source is refused before the token is
@@ -49,7 +49,7 @@ SecretBuffer read_new_pin(const std::string& spec, std::string_view what, std::s
 struct OpenToken {
   p11::TokenInfo info;
   p11::Session session;
-  SecretBuffer pin;
+  api::SecretBytes pin;
 };
 OpenToken open_logged_in(const TokenAccess& tokens, const TokenOptions& options);
 
@@ -79,7 +79,7 @@ struct OpenKey {
   p11::TokenInfo info;
   p11::Session session;
   p11::Uri uri;
-  std::optional<SecretBuffer> pin;
+  std::optional<api::SecretBytes> pin;
 };
 OpenKey open_key(const TokenAccess& tokens, const std::string& key_uri, const TokenOptions& options,
                  const KeyAccess& access = {});

@@ -103,7 +103,7 @@ void attach(Context& context, const AttachOptions& options) {
   AttachRequest request;
   request.csr_pem = read_input_file(options.csr_file, "--csr");
   api::inspect_csr(request.csr_pem, "--csr");
-  SecretBuffer init_code;
+  api::SecretBytes init_code;
   if (!options.init_code_source.empty()) init_code = read_secret(options.init_code_source, "init code", "--init-code-source");
   request.init_code = init_code.bytes();
   api::Client client = make_api_client(context.ca_settings());
