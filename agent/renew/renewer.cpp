@@ -8,8 +8,8 @@
 #include <stdexcept>
 
 #include "base/errors.hpp"
-#include "base/files.hpp"
 #include "ca/client_factory.hpp"
+#include "ca/order_file.hpp"
 #include "ca/order_lookup.hpp"
 #include "csr/profile.hpp"
 #include "provision/token_run.hpp"
@@ -180,9 +180,7 @@ Renewer::Renewer(ProvisionServices services, RenewOptions options)
   }
   if (!o.order_file.empty()) {
     if (!o.allow_new_order) throw UsageError("--order-file", "only with --allow-new-order: a reissue keeps its order");
-    nlohmann::json body = nlohmann::json::parse(read_input_file(o.order_file, "--order-file"), nullptr, false);
-    if (body.is_discarded() || !body.is_object()) throw UsageError("--order-file", o.order_file + " is not a JSON object");
-    s.order_body = std::move(body);
+    s.order_body = read_order_file(o.order_file, /*must_be_object=*/true);
   }
   (void)o.token.token_uri();  // a --token that does not parse is refused now
   s.spare_journal.emplace(Journal::open(s.services.state_dir()));
@@ -200,17 +198,7 @@ std::vector<p11::TokenInfo> Renewer::tokens() {
   if (!o.all) return {p11::select_token(module, o.token.token_uri())};
   std::optional<p11::Uri> filter;
   if (auto uri = o.token.token_uri()) filter = p11::Uri::parse(*uri);
-  std::vector<p11::TokenInfo> matching;
-  for (p11::TokenInfo& token : p11::list_tokens(module)) {
-    if (!token.initialized) continue;
-    if (filter && !filter->matches(token)) continue;
-    matching.push_back(std::move(token));
-  }
-  if (matching.empty()) {
-    throw p11::NotFound("--all: no initialised token" + (filter ? " matches " + filter->text() : std::string(" is present")),
-                        filter ? filter->text() : std::string());
-  }
-  return matching;
+  return initialized_tokens(module, filter);
 }
 
 std::vector<RenewalPlan> Renewer::plan(const p11::TokenInfo& token) {

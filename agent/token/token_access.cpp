@@ -16,6 +16,20 @@ std::optional<std::string> TokenOptions::token_uri() const {
   return token;
 }
 
+std::vector<p11::TokenInfo> initialized_tokens(p11::Module& module, const std::optional<p11::Uri>& filter) {
+  std::vector<p11::TokenInfo> matching;
+  for (p11::TokenInfo& token : p11::list_tokens(module)) {
+    if (!token.initialized) continue;
+    if (filter && !filter->matches(token)) continue;
+    matching.push_back(std::move(token));
+  }
+  if (matching.empty()) {
+    throw p11::NotFound("--all: no initialised token" + (filter ? " matches " + filter->text() : std::string(" is present")),
+                        filter ? filter->text() : std::string());
+  }
+  return matching;
+}
+
 api::SecretBytes read_pin(const std::string& spec, std::string_view what, std::string_view option) {
   std::string source = spec.empty() ? default_secret_spec(option) : spec;
   return read_secret(source, what, option);

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/log.hpp"
 #include "qscd/pkcs11/login.hpp"
@@ -32,6 +33,10 @@ struct TokenAccess {
   std::function<p11::Module&()> module;
   const Log& log;
 };
+
+// Every initialised token that matches `filter` (all of them without one), for --all. Throws
+// p11::NotFound ("--all: no initialised token matches URI" / "... is present") when none does.
+std::vector<p11::TokenInfo> initialized_tokens(p11::Module& module, const std::optional<p11::Uri>& filter);
 
 // A secret from `spec` (the option's value), or from the default source
 // (a terminal prompt) when the option was not given.

@@ -6,6 +6,7 @@
 
 #include "base/duration.hpp"
 #include "base/errors.hpp"
+#include "cli/job_report.hpp"
 #include "cli/token_options.hpp"
 #include "provision/provisioner.hpp"
 #include "cli/registry.hpp"
@@ -48,47 +49,8 @@ std::string outcome_text(const ProvisionOutcome& outcome) {
   if (job.order_id) text += "  order:       " + std::to_string(*job.order_id) + "\n";
   if (!job.cert_serial.empty()) text += "  certificate: serial " + job.cert_serial + "\n";
   if (!outcome.key_uri.empty()) text += "  key:         " + outcome.key_uri + "\n";
-  switch (outcome.stop) {
-    case RunStop::waiting_on_ca:
-      text += "  waiting for CertCentral; run the same command again to continue\n";
-      break;
-    case RunStop::failed:
-      text += "  failed: " + job.last_error + "\n";
-      break;
-    case RunStop::waiting_on_person:
-      text += "  waiting: " + job.last_error + "\n";
-      break;
-    case RunStop::finished:
-      break;
-  }
+  text += run_stop_text(outcome.stop, job);
   return text;
-}
-
-CommandStatus status_of(RunStop stop) {
-  switch (stop) {
-    case RunStop::finished:
-      return CommandStatus::done;
-    case RunStop::waiting_on_ca:
-      return CommandStatus::waiting_on_ca;
-    case RunStop::waiting_on_person:
-      return CommandStatus::waiting_on_person;
-    case RunStop::failed:
-      return CommandStatus::failed_at_ca;
-  }
-  return CommandStatus::failed_at_ca;
-}
-
-// The worst outcome decides: a failure or a person's wait over the CA's wait over done. Of a
-// failure and a person's wait, the first seen.
-int severity(CommandStatus status) {
-  switch (status) {
-    case CommandStatus::done:
-      return 0;
-    case CommandStatus::waiting_on_ca:
-      return 1;
-    default:
-      return 2;
-  }
 }
 
 void run(Context& context, ProvisionCli& cli) {
@@ -137,8 +99,7 @@ void run(Context& context, ProvisionCli& cli) {
   for (const ProvisionOutcome& outcome : outcomes) {
     list.push_back(outcome_json(outcome));
     result.text += outcome_text(outcome);
-    const CommandStatus status = status_of(outcome.stop);
-    if (severity(status) > severity(worst)) worst = status;
+    worst = worse(worst, command_status(outcome.stop));
   }
   result.json = options.all ? nlohmann::json{{"jobs", list}} : list.front();
   result.status = worst;
