@@ -1,6 +1,6 @@
 #pragma once
 // Log and progress lines, always on stderr so stdout stays one document.
-// Never pass a secret here: SecretBuffer has no conversion to text on purpose.
+// Never pass a secret here: api::SecretBytes has no conversion to text on purpose.
 #include <string_view>
 
 namespace qscd::agent {

@@ -20,41 +20,10 @@
 
 namespace qscd::agent {
 
-SecretBuffer::SecretBuffer() : data_(new unsigned char[max_size]) {}
-
-SecretBuffer::~SecretBuffer() { clear(); }
-
-SecretBuffer::SecretBuffer(SecretBuffer&& other) noexcept
-    : data_(std::move(other.data_)), size_(other.size_) {
-  other.size_ = 0;
-}
-
-SecretBuffer& SecretBuffer::operator=(SecretBuffer&& other) noexcept {
-  if (this != &other) {
-    clear();
-    data_ = std::move(other.data_);
-    size_ = other.size_;
-    other.size_ = 0;
+void push_secret_byte(api::SecretBytes& secret, unsigned char byte) {
+  if (!secret.push_back(byte)) {
+    throw UsageError("secret", "longer than " + std::to_string(secret.capacity()) + " bytes");
   }
-  return *this;
-}
-
-void SecretBuffer::push_back(unsigned char byte) {
-  if (size_ >= max_size) throw UsageError("secret", "longer than 4096 bytes");
-  data_[size_++] = byte;
-}
-
-void SecretBuffer::pop_back() noexcept {
-  if (size_ > 0) data_[--size_] = 0;
-}
-
-void SecretBuffer::clear() noexcept {
-  if (data_) OPENSSL_cleanse(data_.get(), max_size);
-  size_ = 0;
-}
-
-std::string_view SecretBuffer::view() const noexcept {
-  return {reinterpret_cast<const char*>(data_.get()), size_};
 }
 
 namespace {
@@ -85,8 +54,8 @@ class Fd {
 };
 
 // Reads up to the first newline or EOF; the newline (and a CR before it) is dropped.
-SecretBuffer read_line(int fd, std::string_view what, std::string_view origin) {
-  SecretBuffer secret;
+api::SecretBytes read_line(int fd, std::string_view what, std::string_view origin) {
+  api::SecretBytes secret;
   unsigned char byte = 0;
   for (;;) {
     ssize_t n = ::read(fd, &byte, 1);
@@ -95,14 +64,14 @@ SecretBuffer read_line(int fd, std::string_view what, std::string_view origin) {
       throw UsageError(std::string(origin), std::string("cannot read the ") + std::string(what) + ": " + std::strerror(errno));
     }
     if (n == 0 || byte == '\n') break;
-    secret.push_back(byte);
+    push_secret_byte(secret, byte);
   }
   OPENSSL_cleanse(&byte, sizeof byte);
   if (!secret.empty() && secret.bytes().back() == '\r') secret.pop_back();
   return secret;
 }
 
-SecretBuffer from_file(const std::string& path, std::string_view what, std::string_view option) {
+api::SecretBytes from_file(const std::string& path, std::string_view what, std::string_view option) {
   // O_NONBLOCK: a FIFO must not hold the open until a writer comes; it is refused just below.
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
   if (fd.get() < 0) {
@@ -122,7 +91,7 @@ SecretBuffer from_file(const std::string& path, std::string_view what, std::stri
   return read_line(fd.get(), what, option);
 }
 
-SecretBuffer from_fd(std::string_view number, std::string_view what, std::string_view option) {
+api::SecretBytes from_fd(std::string_view number, std::string_view what, std::string_view option) {
   int fd = -1;
   auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), fd);
   if (ec != std::errc() || ptr != number.data() + number.size() || fd < 0) {
@@ -134,19 +103,19 @@ SecretBuffer from_fd(std::string_view number, std::string_view what, std::string
   return read_line(fd, what, option);
 }
 
-SecretBuffer from_env(const std::string& name, std::string_view what, std::string_view option) {
+api::SecretBytes from_env(const std::string& name, std::string_view what, std::string_view option) {
   const char* value = std::getenv(name.c_str());
   if (value == nullptr) {
     throw UsageError(std::string(option), "environment variable " + name + " is not set (it should hold the " + std::string(what) + ")");
   }
-  SecretBuffer secret;
-  for (const char* p = value; *p != '\0'; ++p) secret.push_back(static_cast<unsigned char>(*p));
+  api::SecretBytes secret;
+  for (const char* p = value; *p != '\0'; ++p) push_secret_byte(secret, static_cast<unsigned char>(*p));
   // Child processes (pinentry, anything the agent starts later) must not inherit it.
   ::unsetenv(name.c_str());
   return secret;
 }
 
-SecretBuffer from_prompt(std::string_view what, std::string_view option) {
+api::SecretBytes from_prompt(std::string_view what, std::string_view option) {
   Fd tty(::open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY));
   if (tty.get() < 0) {
     throw UsageError(std::string(option), "no terminal to prompt for the " + std::string(what) +
@@ -163,7 +132,7 @@ SecretBuffer from_prompt(std::string_view what, std::string_view option) {
   std::string prompt = "Enter the " + std::string(what) + ": ";
   (void)!::write(tty.get(), prompt.data(), prompt.size());
   try {
-    SecretBuffer secret = read_line(tty.get(), what, option);
+    api::SecretBytes secret = read_line(tty.get(), what, option);
     if (restore) ::tcsetattr(tty.get(), TCSAFLUSH, &saved);
     return secret;
   } catch (...) {
@@ -273,16 +242,16 @@ std::vector<std::string> pinentry_options() {
 
 // pinentry speaks the Assuan protocol on its stdin/stdout: we send SETDESC and
 // GETPIN and read "D <percent-escaped pin>" back.
-SecretBuffer from_pinentry(std::string_view what, std::string_view option) {
+api::SecretBytes from_pinentry(std::string_view what, std::string_view option) {
   const char* program = std::getenv("PINENTRY_PROGRAM");
   if (program == nullptr) program = "pinentry";
   PinentryProcess pinentry(program, option);
 
   std::string last_error;  // pinentry's ERR line: "83886179 Operation cancelled <Pinentry>"
-  auto read_reply = [&](SecretBuffer* data) -> bool {
+  auto read_reply = [&](api::SecretBytes* data) -> bool {
     // Reads lines until OK or ERR; collects a D line into *data.
     for (;;) {
-      SecretBuffer line = read_line(pinentry.input(), what, option);
+      api::SecretBytes line = read_line(pinentry.input(), what, option);
       std::string_view text = line.view();
       if (text.starts_with("OK")) return true;
       if (text.starts_with("ERR")) {
@@ -298,17 +267,17 @@ SecretBuffer from_pinentry(std::string_view what, std::string_view option) {
           if (text[i] == '%' && i + 2 < text.size()) {
             unsigned value = 0;
             std::from_chars(text.data() + i + 1, text.data() + i + 3, value, 16);
-            data->push_back(static_cast<unsigned char>(value));
+            push_secret_byte(*data, static_cast<unsigned char>(value));
             i += 2;
           } else {
-            data->push_back(static_cast<unsigned char>(text[i]));
+            push_secret_byte(*data, static_cast<unsigned char>(text[i]));
           }
         }
       }
     }
   };
 
-  SecretBuffer secret;
+  api::SecretBytes secret;
   bool ok = read_reply(nullptr);
   // What gpg-agent tells pinentry before it asks: where to draw (a curses pinentry draws nothing
   // without the terminal's name and type) and the charset. A pinentry that does not know an
@@ -336,8 +305,8 @@ SecretBuffer from_pinentry(std::string_view what, std::string_view option) {
 
 }  // namespace
 
-SecretBuffer read_secret(std::string_view spec, std::string_view what, std::string_view option) {
-  SecretBuffer secret;
+api::SecretBytes read_secret(std::string_view spec, std::string_view what, std::string_view option) {
+  api::SecretBytes secret;
   if (spec == "prompt") {
     secret = from_prompt(what, option);
   } else if (spec == "pinentry") {

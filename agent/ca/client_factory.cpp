@@ -6,7 +6,7 @@
 
 namespace qscd::agent {
 
-SecretBuffer read_api_key(const CaSettings& settings) {
+api::SecretBytes read_api_key(const CaSettings& settings) {
   return read_secret(settings.key_source, "API key", "--api-key-source");
 }
 
@@ -15,7 +15,7 @@ api::Client make_api_client(const CaSettings& settings) {
   return make_api_client(settings, read_api_key(settings));
 }
 
-api::Client make_api_client(const CaSettings& settings, const SecretBuffer& key) {
+api::Client make_api_client(const CaSettings& settings, const api::SecretBytes& key) {
   api::ClientOptions options;
   options.base_url = settings.base_url;
   api::check_base_url(options.base_url);

@@ -24,11 +24,11 @@ struct CaSettings {
 };
 
 // The API key from settings.key_source. Throws UsageError (exit 2).
-SecretBuffer read_api_key(const CaSettings& settings);
+api::SecretBytes read_api_key(const CaSettings& settings);
 // Checks the URL, then reads the key, then makes the client. Throws UsageError /
 // api::ConfigError (exit 2).
 api::Client make_api_client(const CaSettings& settings);
 // A client with a key read before (one client per worker thread); throws api::ConfigError.
-api::Client make_api_client(const CaSettings& settings, const SecretBuffer& key);
+api::Client make_api_client(const CaSettings& settings, const api::SecretBytes& key);
 
 }  // namespace qscd::agent

@@ -101,7 +101,25 @@ std::string job_evidence_text(const Job& job, const std::vector<JobEvent>& event
   return text;
 }
 
-CommandStatus command_status_for(RunStop stop, const Job& job) {
+std::string run_stop_text(RunStop stop, const Job& job, std::string_view after_failure) {
+  switch (stop) {
+    case RunStop::waiting_on_ca:
+      if (job.state == JobState::need_to_submit) {
+        return "  CertCentral did not take the request (" + job.last_error +
+               "); nothing was ordered; the job is saved: run the same command again\n";
+      }
+      return "  waiting for CertCentral; run the same command again to continue\n";
+    case RunStop::failed:
+      return "  failed: " + job.last_error + std::string(after_failure) + "\n";
+    case RunStop::waiting_on_person:
+      return "  waiting: " + job.last_error + "\n";
+    case RunStop::finished:
+      break;
+  }
+  return {};
+}
+
+CommandStatus command_status(RunStop stop, const Job& job) {
   switch (stop) {
     case RunStop::finished:
       return CommandStatus::done;
@@ -113,6 +131,25 @@ CommandStatus command_status_for(RunStop stop, const Job& job) {
       return CommandStatus::failed_at_ca;
   }
   return CommandStatus::failed_at_ca;
+}
+
+namespace {
+
+int severity(CommandStatus status) {
+  switch (status) {
+    case CommandStatus::done:
+      return 0;
+    case CommandStatus::waiting_on_ca:
+      return 1;
+    default:
+      return 2;
+  }
+}
+
+}  // namespace
+
+CommandStatus worse(CommandStatus so_far, CommandStatus status) {
+  return severity(status) > severity(so_far) ? status : so_far;
 }
 
 }  // namespace qscd::agent

@@ -10,6 +10,7 @@
 #include "base/errors.hpp"
 #include "base/files.hpp"
 #include "base/text.hpp"
+#include "ca/order_file.hpp"
 #include "certs/certbundle.hpp"
 #include "csr/builder.hpp"
 #include "provision/token_run.hpp"
@@ -126,13 +127,7 @@ Provisioner::Provisioner(ProvisionServices services, ProvisionOptions options)
   }
 
   if (o.attach_order.empty()) {
-    if (!o.order_file.empty()) {
-      nlohmann::json body = nlohmann::json::parse(read_input_file(o.order_file, "--order-file"), nullptr, false);
-      if (body.is_discarded()) throw UsageError("--order-file", o.order_file + " is not JSON");
-      p.order = api::order_request_from_json(o.product, body);
-    } else {
-      p.order.product = o.product;
-    }
+    p.order = order_request_from_file(o.product, o.order_file);
     if (api::is_qscd_order(p.order)) {
       throw UsageError("--product", o.product + " with provisioning_method qscd has DigiCert make the key on a token it ships; "
                                     "provision makes the key here: use a CSR product, or `order attach` for the pickup step");
@@ -189,17 +184,7 @@ std::vector<p11::TokenInfo> Provisioner::tokens() {
       throw UsageError("--token", e.what());
     }
   }
-  std::vector<p11::TokenInfo> matching;
-  for (p11::TokenInfo& token : p11::list_tokens(module)) {
-    if (!token.initialized) continue;
-    if (filter && !filter->matches(token)) continue;
-    matching.push_back(std::move(token));
-  }
-  if (matching.empty()) {
-    throw p11::NotFound("--all: no initialised token" + (filter ? " matches " + filter->text() : std::string(" is present")),
-                        filter ? filter->text() : std::string());
-  }
-  return matching;
+  return initialized_tokens(module, filter);
 }
 
 void run_post_install_hook(const ProvisionServices& services, const Job& job, const std::string& key_uri) {

@@ -40,11 +40,11 @@ struct JobInputs {
   PollSchedule schedule;
   std::optional<std::filesystem::path> trust;
   p11::LoginOptions login;
-  SecretBuffer api_key;
-  SecretBuffer pin;
+  api::SecretBytes api_key;
+  api::SecretBytes pin;
   // --sign-pin-source: the context-specific login of a CKA_ALWAYS_AUTHENTICATE key (the eToken
   // 5110 CC's Digital Signature PIN); empty: the user PIN.
-  SecretBuffer sign_pin;
+  api::SecretBytes sign_pin;
   [[nodiscard]] std::span<const unsigned char> signature_pin() const { return sign_pin.empty() ? pin.bytes() : sign_pin.bytes(); }
 };
 

@@ -8,8 +8,8 @@
 #include <stdexcept>
 
 #include "base/errors.hpp"
-#include "base/files.hpp"
 #include "ca/client_factory.hpp"
+#include "ca/order_file.hpp"
 #include "ca/order_lookup.hpp"
 #include "csr/profile.hpp"
 #include "provision/token_run.hpp"
@@ -46,12 +46,6 @@ std::string_view to_string(RenewalAction action) {
 namespace {
 
 using std::chrono::seconds;
-
-SecretBuffer copy_secret(const SecretBuffer& secret) {
-  SecretBuffer copy;
-  for (unsigned char byte : secret.bytes()) copy.push_back(byte);
-  return copy;
-}
 
 std::string random_id_hex() {
   unsigned char id[16];
@@ -109,9 +103,9 @@ struct Renewer::State {
   State(ProvisionServices s, RenewOptions o) : services(std::move(s)), options(std::move(o)) {}
   ProvisionServices services;
   RenewOptions options;
-  SecretBuffer api_key;
-  SecretBuffer pin;
-  SecretBuffer sign_pin;
+  api::SecretBytes api_key;
+  api::SecretBytes pin;
+  api::SecretBytes sign_pin;
   std::optional<nlohmann::json> order_body;
   std::optional<std::filesystem::path> trust;
   std::mutex journal_mutex;
@@ -186,9 +180,7 @@ Renewer::Renewer(ProvisionServices services, RenewOptions options)
   }
   if (!o.order_file.empty()) {
     if (!o.allow_new_order) throw UsageError("--order-file", "only with --allow-new-order: a reissue keeps its order");
-    nlohmann::json body = nlohmann::json::parse(read_input_file(o.order_file, "--order-file"), nullptr, false);
-    if (body.is_discarded() || !body.is_object()) throw UsageError("--order-file", o.order_file + " is not a JSON object");
-    s.order_body = std::move(body);
+    s.order_body = read_order_file(o.order_file, /*must_be_object=*/true);
   }
   (void)o.token.token_uri();  // a --token that does not parse is refused now
   s.spare_journal.emplace(Journal::open(s.services.state_dir()));
@@ -206,17 +198,7 @@ std::vector<p11::TokenInfo> Renewer::tokens() {
   if (!o.all) return {p11::select_token(module, o.token.token_uri())};
   std::optional<p11::Uri> filter;
   if (auto uri = o.token.token_uri()) filter = p11::Uri::parse(*uri);
-  std::vector<p11::TokenInfo> matching;
-  for (p11::TokenInfo& token : p11::list_tokens(module)) {
-    if (!token.initialized) continue;
-    if (filter && !filter->matches(token)) continue;
-    matching.push_back(std::move(token));
-  }
-  if (matching.empty()) {
-    throw p11::NotFound("--all: no initialised token" + (filter ? " matches " + filter->text() : std::string(" is present")),
-                        filter ? filter->text() : std::string());
-  }
-  return matching;
+  return initialized_tokens(module, filter);
 }
 
 std::vector<RenewalPlan> Renewer::plan(const p11::TokenInfo& token) {
@@ -290,9 +272,9 @@ RenewalOutcome Renewer::resume(const p11::TokenInfo& token, std::int64_t job_id)
   inputs.schedule.cap = s.options.poll_interval;
   inputs.trust = s.trust;
   inputs.login = s.options.token.login_options();
-  inputs.api_key = copy_secret(s.api_key);
-  inputs.pin = copy_secret(s.pin);
-  inputs.sign_pin = copy_secret(s.sign_pin);
+  inputs.api_key = api::SecretBytes::copy_of(s.api_key.bytes());
+  inputs.pin = api::SecretBytes::copy_of(s.pin.bytes());
+  inputs.sign_pin = api::SecretBytes::copy_of(s.sign_pin.bytes());
   if (job.renewal->path == RenewalPath::reissue) {
     if (!job.renewal->order_id) throw std::logic_error("a reissue renewal knows its order");
     inputs.attach_order = std::to_string(*job.renewal->order_id);

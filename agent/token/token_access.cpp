@@ -17,23 +17,37 @@ std::optional<std::string> TokenOptions::token_uri() const {
   return token;
 }
 
-SecretBuffer read_pin(const std::string& spec, std::string_view what, std::string_view option) {
+std::vector<p11::TokenInfo> initialized_tokens(p11::Module& module, const std::optional<p11::Uri>& filter) {
+  std::vector<p11::TokenInfo> matching;
+  for (p11::TokenInfo& token : p11::list_tokens(module)) {
+    if (!token.initialized) continue;
+    if (filter && !filter->matches(token)) continue;
+    matching.push_back(std::move(token));
+  }
+  if (matching.empty()) {
+    throw p11::NotFound("--all: no initialised token" + (filter ? " matches " + filter->text() : std::string(" is present")),
+                        filter ? filter->text() : std::string());
+  }
+  return matching;
+}
+
+api::SecretBytes read_pin(const std::string& spec, std::string_view what, std::string_view option) {
   std::string source = spec.empty() ? default_secret_spec(option) : spec;
   return read_secret(source, what, option);
 }
 
-SecretBuffer read_new_pin(const std::string& spec, std::string_view what, std::string_view option) {
+api::SecretBytes read_new_pin(const std::string& spec, std::string_view what, std::string_view option) {
   std::string source = spec.empty() ? default_secret_spec(option) : spec;
-  SecretBuffer pin = read_secret(source, what, option);
+  api::SecretBytes pin = read_secret(source, what, option);
   require_utf8_text(pin.view(), option, "the " + std::string(what));
   if (source != "prompt" && source != "pinentry") return pin;  // nobody typed it: no typo to catch
-  SecretBuffer again = read_secret(source, std::string(what) + " again", option);
+  api::SecretBytes again = read_secret(source, std::string(what) + " again", option);
   if (pin.view() != again.view()) throw UsageError(std::string(option), "the two entries differ");
   return pin;  // both buffers wipe themselves
 }
 
 OpenToken open_logged_in(const TokenAccess& tokens, const TokenOptions& options) {
-  SecretBuffer pin = read_pin(options.pin_source, "user PIN", "--pin-source");
+  api::SecretBytes pin = read_pin(options.pin_source, "user PIN", "--pin-source");
   p11::Module& module = tokens.module();
   p11::TokenInfo info = p11::select_token(module, options.token_uri());
   tokens.log.info("token '" + info.label + "' in slot " + std::to_string(info.slot));
@@ -56,7 +70,7 @@ OpenKey open_key(const TokenAccess& tokens, const std::string& key_uri, const To
   tokens.log.info("token '" + info.label + "' in slot " + std::to_string(info.slot));
   p11::Session session(module, info.slot, access.access);
   if (access.before_login) access.before_login(session, uri);
-  std::optional<SecretBuffer> pin;
+  std::optional<api::SecretBytes> pin;
   const bool log_in = access.login == KeyLogin::required ? info.login_required : !options.pin_source.empty();
   if (log_in) {
     pin = read_pin(options.pin_source, "user PIN", "--pin-source");

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/log.hpp"
 #include "qscd/pkcs11/login.hpp"
@@ -33,14 +34,18 @@ struct TokenAccess {
   const Log& log;
 };
 
+// Every initialised token that matches `filter` (all of them without one), for --all. Throws
+// p11::NotFound ("--all: no initialised token matches URI" / "... is present") when none does.
+std::vector<p11::TokenInfo> initialized_tokens(p11::Module& module, const std::optional<p11::Uri>& filter);
+
 // A secret from `spec` (the option's value), or from the default source
 // (a terminal prompt) when the option was not given.
-SecretBuffer read_pin(const std::string& spec, std::string_view what, std::string_view option);
+api::SecretBytes read_pin(const std::string& spec, std::string_view what, std::string_view option);
 
 // A PIN about to be set. From an interactive source (prompt, pinentry; also the
 // default prompt) it is asked twice and the two entries must agree, else
 // UsageError(option, "the two entries differ"); other sources are read once.
-SecretBuffer read_new_pin(const std::string& spec, std::string_view what, std::string_view option);
+api::SecretBytes read_new_pin(const std::string& spec, std::string_view what, std::string_view option);
 
 // The selected token and a read/write session on it, logged in as the user.
 // The PIN is read first, so a bad --pin-source is refused before the token is
@@ -49,7 +54,7 @@ SecretBuffer read_new_pin(const std::string& spec, std::string_view what, std::s
 struct OpenToken {
   p11::TokenInfo info;
   p11::Session session;
-  SecretBuffer pin;
+  api::SecretBytes pin;
 };
 OpenToken open_logged_in(const TokenAccess& tokens, const TokenOptions& options);
 
@@ -79,7 +84,7 @@ struct OpenKey {
   p11::TokenInfo info;
   p11::Session session;
   p11::Uri uri;
-  std::optional<SecretBuffer> pin;
+  std::optional<api::SecretBytes> pin;
 };
 OpenKey open_key(const TokenAccess& tokens, const std::string& key_uri, const TokenOptions& options,
                  const KeyAccess& access = {});

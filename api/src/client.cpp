@@ -1,50 +1,26 @@
 #include "qscd/api/client.hpp"
 
-#include <curl/curl.h>
 #include <openssl/crypto.h>
 
 #include <algorithm>
-#include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <optional>
-#include <random>
 
-#include "curl_holder.hpp"
 #include "qscd/api/csr.hpp"
 #include "qscd/api/error.hpp"
+#include "transport.hpp"
+
+// The endpoints: each checks what it sends, calls through the transport (transport.cpp) and
+// reads the documented answer.
 
 namespace qscd::api {
 
 namespace {
 
+using detail::HttpResult;
+using detail::Method;
+using detail::Repeat;
+using detail::string_or_empty;
 using nlohmann::json;
-
-enum class Method { get, post, put };
-
-const char* method_name(Method method) {
-  switch (method) {
-    case Method::get: return "GET";
-    case Method::post: return "POST";
-    case Method::put: return "PUT";
-  }
-  return "GET";
-}
-
-// May the call be sent again when no usable answer came back? Never for a POST
-// that creates something (an order, a reissue request, a pickup).
-enum class Repeat { safe, never };
-
-struct HttpResult {
-  std::optional<std::string> transport_error;  // set: no HTTP answer
-  bool transient = false;                      // a transport error worth another try
-  bool too_large = false;
-  long status = 0;
-  std::string body;
-  std::string content_type;
-  std::optional<std::chrono::seconds> retry_after;
-  int attempts = 0;
-};
 
 // Ids go into URL paths: CertCentral ids are numbers; order info also takes a
 // thumbprint or serial number (hex). Nothing else is let through.
@@ -59,31 +35,6 @@ std::string id_string(const json& value, const char* what) {
   if (value.is_number_integer()) return std::to_string(value.get<std::int64_t>());
   if (value.is_string() && !value.get_ref<const std::string&>().empty()) return value.get<std::string>();
   throw json::type_error::create(302, std::string(what) + " is not an id", nullptr);
-}
-
-std::string string_or_empty(const json& parent, const char* key) {
-  auto it = parent.find(key);
-  if (it == parent.end() || !it->is_string()) return {};
-  return it->get<std::string>();
-}
-
-std::vector<ApiError> parse_errors(const std::string& body) {
-  std::vector<ApiError> out;
-  json doc = json::parse(body, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) return out;
-  auto errors = doc.find("errors");
-  if (errors == doc.end() || !errors->is_array()) return out;
-  for (const auto& entry : *errors) {
-    if (!entry.is_object()) continue;
-    ApiError error;
-    std::string code = string_or_empty(entry, "code");
-    auto bar = code.find('|');
-    error.code = code.substr(0, bar);
-    if (bar != std::string::npos) error.detail = code.substr(bar + 1);
-    error.message = string_or_empty(entry, "message");
-    out.push_back(std::move(error));
-  }
-  return out;
 }
 
 std::vector<RequestRef> parse_requests(const json& doc) {
@@ -130,244 +81,10 @@ OrderInfo parse_order(const json& doc) {
   return out;
 }
 
-class ScopedCleanse {
- public:
-  explicit ScopedCleanse(std::string& text) : text_(text) {}
-  ~ScopedCleanse() { OPENSSL_cleanse(text_.data(), text_.size()); }
-  ScopedCleanse(const ScopedCleanse&) = delete;
-  ScopedCleanse& operator=(const ScopedCleanse&) = delete;
-
- private:
-  std::string& text_;
-};
-
 }  // namespace
 
-struct Client::Impl {
-  ClientOptions options;
-  ApiKey key;
-  CurlHolder curl;
-  std::string base;  // base URL without a trailing '/'
-  std::mt19937_64 random{std::random_device{}()};
-
-  Impl(ClientOptions o, ApiKey k) : options(std::move(o)), key(std::move(k)) {
-    check_base_url(options.base_url);
-    if (!options.ca_file.empty()) {
-      std::ifstream probe(options.ca_file);
-      if (!probe) throw ConfigError("--ca-file", "cannot read " + options.ca_file);
-    }
-    base = options.base_url;
-    while (!base.empty() && base.back() == '/') base.pop_back();
-    if (!options.clock) options.clock = system_clock();
-    if (!options.limiter) options.limiter = RateLimiter::shared_for(key.fingerprint());
-  }
-
-  double jitter() {
-    if (options.jitter) return options.jitter();
-    return std::uniform_real_distribution<double>(0.0, 1.0)(random);
-  }
-
-  std::chrono::milliseconds backoff(int attempt, const std::optional<std::chrono::seconds>& retry_after) {
-    const auto& policy = options.retry;
-    if (retry_after) {
-      return std::min<std::chrono::milliseconds>(*retry_after, policy.max_retry_after);
-    }
-    double full = static_cast<double>(policy.base_delay.count()) * std::pow(2.0, attempt - 1);
-    full = std::min(full, static_cast<double>(policy.max_delay.count()));
-    // "Equal jitter": at least half the delay, so retries spread but still back off.
-    return std::chrono::milliseconds(static_cast<std::int64_t>(full / 2 + jitter() * full / 2));
-  }
-
-  static std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
-    auto* self = static_cast<std::pair<std::string*, std::size_t>*>(user);
-    std::size_t bytes = size * count;
-    if (self->first->size() + bytes > self->second) return 0;  // makes curl stop with CURLE_WRITE_ERROR
-    self->first->append(data, bytes);
-    return bytes;
-  }
-
-  static int on_debug(CURL*, curl_infotype type, char* data, std::size_t size, void* user) {
-    auto* self = static_cast<Impl*>(user);
-    const char* prefix = nullptr;
-    switch (type) {
-      case CURLINFO_TEXT: prefix = "* "; break;
-      case CURLINFO_HEADER_IN: prefix = "< "; break;
-      case CURLINFO_HEADER_OUT: prefix = "> "; break;
-      default: return 0;  // bodies are never traced: CSRs, init codes, card details
-    }
-    std::string_view text(data, size);
-    while (!text.empty()) {
-      auto end = text.find('\n');
-      std::string_view line = text.substr(0, end);
-      text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      if (line.empty()) continue;
-      constexpr std::string_view devkey = "x-dc-devkey:";
-      bool secret = line.size() >= devkey.size() &&
-                    std::equal(devkey.begin(), devkey.end(), line.begin(),
-                               [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); });
-      if (secret) {
-        self->options.trace(std::string(prefix) + "X-DC-DEVKEY: <redacted>");
-      } else {
-        self->options.trace(std::string(prefix) + std::string(line));
-      }
-    }
-    return 0;
-  }
-
-  HttpResult perform_once(Method method, const std::string& url, const std::string* body) {
-    CURL* h = curl.handle();
-    curl_easy_reset(h);  // keeps the connection cache and TLS session
-    CurlHeaders headers;
-    append_header(headers, "Accept: application/json");
-    if (body != nullptr) append_header(headers, "Content-Type: application/json");
-    append_header(headers, "Expect:");
-    append_header(headers, "X-DC-DEVKEY", key.bytes());
-    curl.set_headers(std::move(headers));
-
-    HttpResult result;
-    std::pair<std::string*, std::size_t> sink{&result.body, options.max_body_bytes};
-    char error_buffer[CURL_ERROR_SIZE] = {};
-    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, curl.headers());
-    curl_easy_setopt(h, CURLOPT_USERAGENT, options.user_agent.c_str());
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count()));
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options.total_timeout.count()));
-    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options.max_body_bytes));
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Impl::on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
-    if (!options.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options.ca_file.c_str());
-    if (options.trace) {
-      curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
-      curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, &Impl::on_debug);
-      curl_easy_setopt(h, CURLOPT_DEBUGDATA, this);
-    }
-    switch (method) {
-      case Method::get: curl_easy_setopt(h, CURLOPT_HTTPGET, 1L); break;
-      case Method::post: curl_easy_setopt(h, CURLOPT_POST, 1L); break;
-      case Method::put: curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT"); break;
-    }
-    if (body != nullptr) {
-      curl_easy_setopt(h, CURLOPT_POSTFIELDS, body->data());
-      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body->size()));
-    }
-
-    CURLcode code = curl_easy_perform(h);
-    // The request is done: drop the header copy that holds the key now.
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
-    curl.set_headers(CurlHeaders{});
-    if (code == CURLE_WRITE_ERROR || code == CURLE_FILESIZE_EXCEEDED) {
-      result.too_large = true;
-      return result;
-    }
-    if (code != CURLE_OK) {
-      std::string reason = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(code);
-      result.transport_error = std::string(method_name(method)) + " " + url + ": " + reason;
-      // TLS verification and setup failures do not heal by trying again.
-      result.transient = code == CURLE_COULDNT_CONNECT || code == CURLE_OPERATION_TIMEDOUT || code == CURLE_GOT_NOTHING ||
-                         code == CURLE_SEND_ERROR || code == CURLE_RECV_ERROR || code == CURLE_PARTIAL_FILE ||
-                         code == CURLE_COULDNT_RESOLVE_HOST || code == CURLE_SSL_CONNECT_ERROR;
-      return result;
-    }
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &result.status);
-    char* type = nullptr;
-    if (curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &type) == CURLE_OK && type != nullptr) result.content_type = type;
-    curl_off_t retry_after = 0;
-    if (curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK && retry_after > 0) {
-      result.retry_after = std::chrono::seconds(retry_after);
-    }
-    return result;
-  }
-
-  HttpResult call(Method method, const std::string& path, const std::string* body, Repeat repeat) {
-    std::string url = base + path;
-    if (options.trace && body != nullptr) {
-      options.trace("> (request body: " + std::to_string(body->size()) + " bytes, not traced)");
-    }
-    HttpResult result;
-    for (int attempt = 1;; ++attempt) {
-      options.limiter->acquire();
-      result = perform_once(method, url, body);
-      result.attempts = attempt;
-      bool again = repeat == Repeat::safe && attempt < options.retry.max_attempts &&
-                   ((result.transport_error && result.transient) || result.status == 429 || result.status >= 500);
-      if (!again) return result;
-      auto delay = backoff(attempt, result.retry_after);
-      if (options.trace) {
-        options.trace("* retrying " + std::string(method_name(method)) + " " + path + " in " +
-                      std::to_string(delay.count()) + " ms (attempt " + std::to_string(attempt + 1) + ")");
-      }
-      options.clock->sleep_for(delay);
-    }
-  }
-
-  // Maps the HTTP answer onto the closed outcome set; `parse` reads a 2xx body.
-  template <class T, class Parse>
-  Outcome<T> interpret(Method method, const std::string& path, const HttpResult& r, Parse parse) {
-    std::string what = std::string(method_name(method)) + " " + path;
-    if (r.transport_error) {
-      return Unreachable{*r.transport_error + (r.attempts > 1 ? " (after " + std::to_string(r.attempts) + " attempts)" : "")};
-    }
-    if (r.too_large) {
-      return Malformed{"the answer to " + what + " is larger than " + std::to_string(options.max_body_bytes) + " bytes"};
-    }
-    if (r.status >= 200 && r.status < 300) {
-      try {
-        return parse(r);
-      } catch (const json::exception& e) {
-        std::string kind = r.content_type.empty() ? "" : " (" + r.content_type + ")";
-        return Malformed{"the answer to " + what + " is not the documented JSON" + kind + ": " + e.what()};
-      }
-    }
-    auto errors = parse_errors(r.body);
-    if (r.status >= 500) {
-      std::string reason = "HTTP " + std::to_string(r.status) + " for " + what;
-      if (r.attempts > 1) reason += " after " + std::to_string(r.attempts) + " attempts";
-      if (errors.empty()) {
-        reason += "; the body is not a JSON error" + (r.content_type.empty() ? std::string() : " (" + r.content_type + ")");
-      } else {
-        reason += ": " + errors.front().code + (errors.front().message.empty() ? "" : " (" + errors.front().message + ")");
-      }
-      return Unreachable{reason};
-    }
-    if (r.status >= 400) {
-      if (errors.empty() && !r.body.empty()) {
-        errors.push_back({"unparsed_error_body", "", "the error body is not CertCentral's JSON" +
-                                                          (r.content_type.empty() ? std::string() : " (" + r.content_type + ")")});
-      }
-      return Refused{r.status, std::move(errors)};
-    }
-    return Malformed{"unexpected HTTP " + std::to_string(r.status) + " for " + what};
-  }
-
-  template <class T, class Parse>
-  Outcome<T> json_call(Method method, const std::string& path, const json* body, Repeat repeat, Parse parse_doc) {
-    std::string text;
-    if (body != nullptr) text = body->dump();
-    ScopedCleanse wipe(text);  // order bodies may hold card details
-    HttpResult r = call(method, path, body != nullptr ? &text : nullptr, repeat);
-    return interpret<T>(method, path, r, [&](const HttpResult& ok) -> Outcome<T> {
-      return parse_doc(json::parse(ok.body));
-    });
-  }
-
-  Outcome<Done> empty_call(Method method, const std::string& path, const json& body, Repeat repeat) {
-    std::string text = body.dump();
-    ScopedCleanse wipe(text);
-    HttpResult r = call(method, path, &text, repeat);
-    return interpret<Done>(method, path, r, [](const HttpResult&) -> Outcome<Done> { return Done{}; });
-  }
-
-  std::string escape(std::string_view text) {
-    char* escaped = curl_easy_escape(curl.handle(), text.data(), static_cast<int>(text.size()));
-    if (escaped == nullptr) throw std::bad_alloc();
-    std::string out(escaped);
-    curl_free(escaped);
-    return out;
-  }
+struct Client::Impl : detail::Transport {
+  using Transport::Transport;
 };
 
 Client::Client(ClientOptions options, ApiKey key) : impl_(std::make_unique<Impl>(std::move(options), std::move(key))) {}

@@ -1,5 +1,7 @@
 #include "qscd/pkcs11/keys.hpp"
 
+// Key types and ids, finding and describing keys, their public values (EVP_PKEY), signing.
+
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -7,17 +9,14 @@
 #include <openssl/obj_mac.h>
 #include <openssl/objects.h>
 #include <openssl/param_build.h>
-#include <openssl/rand.h>
-#include <openssl/sha.h>
 
 #include <array>
 #include <cctype>
-#include <initializer_list>
 #include <optional>
 #include <utility>
 
 #include "call.hpp"
-#include "refusals.hpp"
+#include "key_values.hpp"
 #include "qscd/pkcs11/error.hpp"
 
 namespace qscd::p11 {
@@ -119,7 +118,7 @@ std::vector<ObjectHandle> find_by_id(const Session& session, std::span<const uns
   return session.find(query);
 }
 
-namespace {
+namespace detail {
 
 Bytes ec_params_der(int nid) {
   ASN1_OBJECT* object = OBJ_nid2obj(nid);  // static table entry, not freed
@@ -131,8 +130,12 @@ Bytes ec_params_der(int nid) {
   return der;
 }
 
+namespace {
+
 // Bytes of the uncompressed point for a curve of `degree` bits.
 std::size_t uncompressed_point_size(int degree) { return 1 + 2 * ((static_cast<std::size_t>(degree) + 7) / 8); }
+
+}  // namespace
 
 int curve_nid_from_params(const Bytes& params) {
   const unsigned char* in = params.data();
@@ -162,11 +165,7 @@ Bytes ec_point_raw(const Bytes& stored, int nid) {
   throw Error("CKA_EC_POINT is neither a DER OCTET STRING nor a raw uncompressed point of the curve");
 }
 
-Bytes sha1(std::span<const unsigned char> data) {
-  Bytes digest(SHA_DIGEST_LENGTH);
-  SHA1(data.data(), data.size(), digest.data());
-  return digest;
-}
+namespace {
 
 Bytes required(const Session& session, ObjectHandle object, CK_ATTRIBUTE_TYPE type, const char* name) {
   auto value = session.bytes(object, type);
@@ -174,209 +173,18 @@ Bytes required(const Session& session, ObjectHandle object, CK_ATTRIBUTE_TYPE ty
   return std::move(*value);
 }
 
+}  // namespace
+
 // The value NSS hashes into CKA_ID: the modulus for RSA, the raw EC point.
 Bytes public_value_for_id(const Session& session, ObjectHandle public_key, const KeyType& type) {
   if (type.algorithm == KeyType::Algorithm::rsa) return required(session, public_key, CKA_MODULUS, "CKA_MODULUS");
   return ec_point_raw(required(session, public_key, CKA_EC_POINT, "CKA_EC_POINT"), type.curve_nid);
 }
 
-Bytes random_id() {
-  Bytes id(20);
-  if (RAND_bytes(id.data(), static_cast<int>(id.size())) != 1) throw Error("RAND_bytes failed");
-  return id;
-}
+}  // namespace detail
 
-bool is_rsa(const KeyGenRequest& request) { return request.type.algorithm == KeyType::Algorithm::rsa; }
-
-AttributeTemplate public_key_template(const KeyGenRequest& request, std::span<const unsigned char> id, bool on_token) {
-  static const unsigned char exponent_65537[] = {0x01, 0x00, 0x01};
-  AttributeTemplate object;
-  object.object_class(CKO_PUBLIC_KEY)
-      .key_type(is_rsa(request) ? CKK_RSA : CKK_EC)
-      .token(on_token)
-      .private_(false)
-      .verify(true)
-      .add_bool(CKA_VERIFY_RECOVER, false)
-      .encrypt(false)
-      .wrap(false)
-      .id(id)
-      .label(request.label);
-  if (is_rsa(request)) {
-    object.modulus_bits(request.type.rsa_bits).public_exponent(exponent_65537);
-  } else {
-    object.ec_params(ec_params_der(request.type.curve_nid));
-  }
-  return object;
-}
-
-AttributeTemplate private_key_template(const KeyGenRequest& request, std::span<const unsigned char> id, bool on_token) {
-  AttributeTemplate object;
-  object.object_class(CKO_PRIVATE_KEY)
-      .key_type(is_rsa(request) ? CKK_RSA : CKK_EC)
-      .token(on_token)
-      .private_(true)
-      .sensitive(true)
-      .extractable(false)
-      .sign(true)
-      .add_bool(CKA_SIGN_RECOVER, false)
-      .decrypt(false)
-      .unwrap(false)
-      .derive(false)
-      .id(id)
-      .label(request.label);
-  if (request.always_authenticate) object.always_authenticate(true);
-  return object;
-}
-
-CK_MECHANISM keygen_mechanism(const KeyGenRequest& request) {
-  return {is_rsa(request) ? CKM_RSA_PKCS_KEY_PAIR_GEN : CKM_EC_KEY_PAIR_GEN, nullptr, 0};
-}
-
-// Best effort, through the noexcept funnel: a failure here must not replace the error being
-// rethrown.
-void destroy_quietly(Session& session, std::initializer_list<ObjectHandle> objects) noexcept {
-  for (ObjectHandle object : objects) {
-    if (object != CK_INVALID_HANDLE) QSCD_P11_CALL_NOEXCEPT(session.functions(), C_DestroyObject, session.handle(), object);
-  }
-}
-
-// One half of a pair generated as session objects, put on the token under its final `id`:
-// copied (and the session object destroyed), or, when the module made it a token object despite
-// CKA_TOKEN false (OpenSC's card keys always are), given the id in place. nullopt when the module
-// refuses the copy or the copy is not the key it was made from. `half` is used up: unless it is
-// the handle returned, it has been destroyed, whatever the outcome (a module may hand a destroyed
-// object's handle to a new object, so the caller must never destroy it again).
-std::optional<ObjectHandle> half_onto_token(Session& session, ObjectHandle half, CK_OBJECT_CLASS half_class,
-                                            AttributeTemplate expected, std::span<const unsigned char> id,
-                                            bool id_changes) {
-  // What only generation on the device gives a key must survive the copy; PKCS#11 2.40 keeps
-  // CKA_LOCAL true for "a copy of a key which had its CKA_LOCAL attribute set to CK_TRUE". The last
-  // two are private key attributes: a public key is not asked for them (one read, not four).
-  static constexpr CK_ATTRIBUTE_TYPE history[] = {CKA_TOKEN, CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE,
-                                                  CKA_NEVER_EXTRACTABLE};
-  const std::span<const CK_ATTRIBUTE_TYPE> asked =
-      half_class == CKO_PRIVATE_KEY ? std::span(history) : std::span(history).first(3);
-  AttributeTemplate changes;
-  if (id_changes) changes.id(id);
-  try {
-    const std::vector<Attribute> read = session.attributes(half, asked);
-    if (read[0].present() && read[0].as_bool()) {
-      if (id_changes) session.set_attributes(half, changes);
-      return half;
-    }
-    for (std::size_t i = 1; i < read.size(); ++i) {
-      if (read[i].present()) expected.add_bytes(asked[i], read[i].value);
-    }
-  } catch (...) {
-    destroy_quietly(session, {half});
-    throw;
-  }
-  return session.copy_onto_token(half, std::move(changes), expected);  // destroys `half` on every path
-}
-
-// On a soft token, the pair generated as session objects and copied onto the token: SoftHSM2's file store
-// rewrites a new object's file once for every attribute it sets outside a transaction, 61 times
-// for an EC pair generated on the token and 6 times for two copies (docs/performance.md). The
-// public half goes first: a crash between the copies leaves a public key without its private
-// one, which a resume can remove (the private key alone could not give the CSR its public key).
-// nullopt when the module cannot do it this way before anything reached the token; then the
-// caller generates on the token.
-std::optional<KeyPair> generate_by_copy(Session& session, const KeyGenRequest& request) {
-  const CK_FUNCTION_LIST* functions = session.functions();
-  if (functions->C_CopyObject == nullptr || functions->C_DestroyObject == nullptr) return std::nullopt;
-  // Only on a soft token, where every key lives in the host's memory anyway. A hardware slot's
-  // pair comes from one C_GenerateKeyPair of token objects: its middleware might keep a session
-  // key outside the device, and the copy would then put on the device a key made elsewhere.
-  CK_SLOT_INFO slot{};
-  QSCD_P11_CALL(functions, session.site(), C_GetSlotInfo, session.slot(), &slot);
-  if ((slot.flags & CKF_HW_SLOT) != 0) return std::nullopt;
-  // The default id is a hash of the public value, known only after generation; the copies get it.
-  const Bytes staged_id = request.id ? *request.id : random_id();
-  AttributeTemplate public_template = public_key_template(request, staged_id, false);
-  AttributeTemplate private_template = private_key_template(request, staged_id, false);
-  CK_MECHANISM mechanism = keygen_mechanism(request);
-  ObjectHandle staged_public = CK_INVALID_HANDLE;
-  ObjectHandle staged_private = CK_INVALID_HANDLE;
-  CK_RV rv = QSCD_P11_CALL_RAW(functions, session.site(), C_GenerateKeyPair, session.handle(), &mechanism,
-                               public_template.data(), public_template.size(), private_template.data(),
-                               private_template.size(), &staged_public, &staged_private);
-  if (rv != CKR_OK) {
-    if (detail::refuses_session_object(rv)) return std::nullopt;
-    throw CallError(rv, "C_GenerateKeyPair", session.site());
-  }
-  KeyPair pair;
-  pair.label = request.label;
-  // Each handle is given up (INVALID) as it is handed on or destroyed: what the catch destroys is
-  // only what is still ours.
-  ObjectHandle public_copy = CK_INVALID_HANDLE;
-  try {
-    pair.id = request.id ? *request.id : sha1(public_value_for_id(session, staged_public, request.type));
-    const bool id_changes = !request.id;
-    auto on_token = half_onto_token(session, std::exchange(staged_public, CK_INVALID_HANDLE), CKO_PUBLIC_KEY,
-                                    public_key_template(request, pair.id, true), pair.id, id_changes);
-    if (!on_token) {
-      session.destroy(std::exchange(staged_private, CK_INVALID_HANDLE));
-      return std::nullopt;
-    }
-    public_copy = *on_token;
-    on_token = half_onto_token(session, std::exchange(staged_private, CK_INVALID_HANDLE), CKO_PRIVATE_KEY,
-                               private_key_template(request, pair.id, true), pair.id, id_changes);
-    if (!on_token) {
-      session.destroy(std::exchange(public_copy, CK_INVALID_HANDLE));
-      return std::nullopt;
-    }
-    pair.public_key = public_copy;
-    pair.private_key = *on_token;
-  } catch (...) {
-    // A half already copied is an orphan nobody can link; the session objects go with the session
-    // but are destroyed now all the same.
-    destroy_quietly(session, {public_copy, staged_public, staged_private});
-    throw;
-  }
-  return pair;
-}
-
-KeyPair generate_on_token(Session& session, const KeyGenRequest& request) {
-  // The default id is a hash of the public value, known only after generation:
-  // generate under a random temporary id (so the half-made pair never shares an
-  // id with anything), then set the final id on both halves.
-  const Bytes generation_id = request.id ? *request.id : random_id();
-  AttributeTemplate public_template = public_key_template(request, generation_id, true);
-  AttributeTemplate private_template = private_key_template(request, generation_id, true);
-  CK_MECHANISM mechanism = keygen_mechanism(request);
-  KeyPair pair;
-  pair.label = request.label;
-  QSCD_P11_CALL(session.functions(), session.site(), C_GenerateKeyPair, session.handle(), &mechanism,
-                public_template.data(), public_template.size(), private_template.data(), private_template.size(),
-                &pair.public_key, &pair.private_key);
-  try {
-    if (request.id) {
-      pair.id = *request.id;
-    } else {
-      pair.id = sha1(public_value_for_id(session, pair.public_key, request.type));
-      AttributeTemplate final_id;
-      final_id.id(pair.id);
-      session.set_attributes(pair.public_key, final_id);
-      session.set_attributes(pair.private_key, final_id);
-    }
-  } catch (...) {
-    // A pair left under the temporary id is an orphan nobody can link.
-    destroy_quietly(session, {pair.private_key, pair.public_key});
-    throw;
-  }
-  return pair;
-}
-
-}  // namespace
-
-KeyPair generate_key_pair(Session& session, const KeyGenRequest& request) {
-  if (request.id && !find_by_id(session, *request.id).empty()) {
-    throw InvalidArgument("id " + to_hex(*request.id) + " is already used by an object on token '" +
-                          session.site().token_label + "'");
-  }
-  if (auto pair = generate_by_copy(session, request)) return std::move(*pair);
-  return generate_on_token(session, request);
-}
+using detail::curve_nid_from_params;
+using detail::ec_point_raw;
 
 KeyDescription describe_key(const Session& session, ObjectHandle key) {
   static constexpr CK_ATTRIBUTE_TYPE types[] = {CKA_CLASS, CKA_KEY_TYPE, CKA_ID, CKA_LABEL};

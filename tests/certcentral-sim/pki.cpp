@@ -1,15 +1,10 @@
 #include "pki.hpp"
 
 #include <openssl/bio.h>
-#include <openssl/err.h>
 #include <openssl/bn.h>
-#include <openssl/conf.h>
-#include <openssl/pem.h>
-#include <openssl/pkcs7.h>
-#include <openssl/rand.h>
 #include <openssl/core_names.h>
-#include <openssl/rsa.h>
-#include <openssl/x509v3.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 
 #include <cstdint>
 #include <fstream>
@@ -20,120 +15,30 @@ namespace sim {
 
 namespace {
 
-struct BioFree {
-  void operator()(BIO* bio) const noexcept { BIO_free(bio); }
-};
-struct ConfFree {
-  void operator()(CONF* conf) const noexcept { NCONF_free(conf); }
-};
-struct NameFree {
-  void operator()(X509_NAME* name) const noexcept { X509_NAME_free(name); }
-};
-struct ExtFree {
-  void operator()(X509_EXTENSION* ext) const noexcept { X509_EXTENSION_free(ext); }
-};
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
-};
-struct P7Free {
-  void operator()(PKCS7* p7) const noexcept { PKCS7_free(p7); }
-};
+using BioPtr = std::unique_ptr<BIO, qscd::test_ca::Deleter<BIO_free>>;
 
 [[noreturn]] void fail(const std::string& what) { throw std::runtime_error("certcentral-sim: " + what); }
 
-// qcStatements (ETSI EN 319 412-5) as an OpenSSL ASN1_generate_nconf section.
-constexpr const char* qc_config = R"(
-[qc_qualified]
-compliance = SEQUENCE:qc_compliance
-sscd = SEQUENCE:qc_sscd
-type = SEQUENCE:qc_type
-[qc_compliance]
-id = OID:0.4.0.1862.1.1
-[qc_sscd]
-id = OID:0.4.0.1862.1.4
-[qc_type]
-id = OID:0.4.0.1862.1.6
-types = SEQUENCE:qc_type_list
-[qc_type_list]
-eseal = OID:0.4.0.1862.1.6.2
-)";
-
-std::unique_ptr<CONF, ConfFree> load_conf(const std::string& text) {
-  std::unique_ptr<CONF, ConfFree> conf(NCONF_new(nullptr));
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
-  long line = 0;
-  if (!conf || !bio || NCONF_load_bio(conf.get(), bio.get(), &line) <= 0) fail("bad extension config at line " + std::to_string(line));
-  return conf;
-}
-
-void add_extension(X509* cert, X509V3_CTX* ctx, CONF* conf, const char* name, const std::string& value) {
-  std::unique_ptr<X509_EXTENSION, ExtFree> ext(X509V3_EXT_nconf(conf, ctx, name, value.c_str()));
-  if (!ext || X509_add_ext(cert, ext.get(), -1) != 1) fail(std::string("cannot add extension ") + name + "=" + value);
-}
-
-KeyPtr generate(const char* type, std::size_t bits_or_zero) {
-  EVP_PKEY* key = bits_or_zero != 0 ? EVP_PKEY_Q_keygen(nullptr, nullptr, type, bits_or_zero)
-                                    : EVP_PKEY_Q_keygen(nullptr, nullptr, type, "P-256");
-  if (key == nullptr) fail(std::string("cannot generate a ") + type + " key");
-  return KeyPtr(key);
-}
-
-void set_serial(X509* cert) {
-  unsigned char bytes[16];
-  RAND_bytes(bytes, sizeof bytes);
-  bytes[0] &= 0x7f;
-  BIGNUM* bn = BN_bin2bn(bytes, sizeof bytes, nullptr);
-  BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert));
-  BN_free(bn);
-}
-
-void sign(X509* cert, EVP_PKEY* key, bool pss) {
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
-  EVP_PKEY_CTX* pctx = nullptr;
-  if (EVP_DigestSignInit(ctx.get(), &pctx, EVP_sha256(), nullptr, key) != 1) fail("cannot start signing");
-  if (pss) {
-    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);
-    EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST);
-  }
-  if (X509_sign_ctx(cert, ctx.get()) <= 0) fail("cannot sign a certificate");
-}
-
-X509Ptr make_ca_cert(const std::string& cn, EVP_PKEY* key, const Authority* issuer, int days, bool ca, const std::string& extra) {
-  X509Ptr cert(X509_new());
-  X509_set_version(cert.get(), 2);
-  set_serial(cert.get());
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(days) * 86400);
-  std::unique_ptr<X509_NAME, NameFree> name(X509_NAME_new());
-  X509_NAME_add_entry_by_txt(name.get(), "C", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("NL"), -1, -1, 0);
-  X509_NAME_add_entry_by_txt(name.get(), "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("certcentral-sim test PKI"), -1, -1, 0);
-  X509_NAME_add_entry_by_txt(name.get(), "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
-  X509_set_subject_name(cert.get(), name.get());
-  X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer->cert.get()) : name.get());
-  X509_set_pubkey(cert.get(), key);
-  X509V3_CTX ctx;
-  X509V3_set_ctx(&ctx, issuer ? issuer->cert.get() : cert.get(), cert.get(), nullptr, nullptr, 0);
-  auto conf = load_conf("[x]\n");
-  X509V3_set_nconf(&ctx, conf.get());
-  if (ca) {
-    add_extension(cert.get(), &ctx, conf.get(), "basicConstraints", "critical,CA:TRUE");
-    add_extension(cert.get(), &ctx, conf.get(), "keyUsage", "critical,keyCertSign,cRLSign");
-  } else {
-    add_extension(cert.get(), &ctx, conf.get(), "basicConstraints", "critical,CA:FALSE");
-    add_extension(cert.get(), &ctx, conf.get(), "keyUsage", "critical,digitalSignature,keyEncipherment");
-    add_extension(cert.get(), &ctx, conf.get(), "extendedKeyUsage", "serverAuth");
-  }
-  add_extension(cert.get(), &ctx, conf.get(), "subjectKeyIdentifier", "hash");
-  if (issuer) add_extension(cert.get(), &ctx, conf.get(), "authorityKeyIdentifier", "keyid:always");
-  if (!extra.empty()) add_extension(cert.get(), &ctx, conf.get(), "subjectAltName", extra);
-  sign(cert.get(), issuer ? issuer->key.get() : key, false);
-  return cert;
-}
-
 Authority make_authority(const std::string& cn, const Authority* issuer, bool ca, const std::string& san = {}) {
   Authority out;
-  out.key = generate("EC", 0);
-  out.cert = make_ca_cert(cn, out.key.get(), issuer, ca ? 3650 : 825, ca, san);
+  out.key = qscd::test_ca::ec_key();
+  qscd::test_ca::CertSpec spec;
+  spec.subject = {{"C", "NL"}, {"O", "certcentral-sim test PKI"}, {"CN", cn}};
+  spec.public_key = out.key.get();
+  spec.not_before = -3600;
+  spec.not_after = (ca ? 3650L : 825L) * 86400;
+  if (ca) {
+    spec.extensions = qscd::test_ca::ca_extensions(issuer != nullptr);
+  } else {
+    spec.extensions = {{"basicConstraints", "critical,CA:FALSE"},
+                       {"keyUsage", "critical,digitalSignature,keyEncipherment"},
+                       {"extendedKeyUsage", "serverAuth"},
+                       {"subjectKeyIdentifier", "hash"}};
+    if (issuer != nullptr) spec.extensions.emplace_back("authorityKeyIdentifier", "keyid:always");
+  }
+  if (!san.empty()) spec.extensions.emplace_back("subjectAltName", san);
+  out.cert = qscd::test_ca::issue(spec, issuer != nullptr ? issuer->cert.get() : nullptr,
+                                  issuer != nullptr ? issuer->key.get() : out.key.get());
   return out;
 }
 
@@ -157,7 +62,7 @@ std::string read_file(const std::filesystem::path& path) {
 }
 
 std::string key_pem(EVP_PKEY* key) {
-  std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
+  BioPtr bio(BIO_new(BIO_s_mem()));
   PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr);
   char* data = nullptr;
   long length = BIO_get_mem_data(bio.get(), &data);
@@ -165,7 +70,7 @@ std::string key_pem(EVP_PKEY* key) {
 }
 
 KeyPtr parse_key(const std::string& pem) {
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   return KeyPtr(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
 }
 
@@ -200,87 +105,46 @@ Hierarchy load_or_create(const std::filesystem::path& dir) {
   return h;
 }
 
-std::string to_pem(X509* cert) {
-  std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
-  PEM_write_bio_X509(bio.get(), cert);
-  char* data = nullptr;
-  long length = BIO_get_mem_data(bio.get(), &data);
-  return {data, static_cast<std::size_t>(length)};
-}
+std::string to_pem(X509* cert) { return qscd::test_ca::pem(cert); }
 
-ReqPtr parse_csr(const std::string& pem) {
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  return ReqPtr(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
-}
+ReqPtr parse_csr(const std::string& pem) { return qscd::test_ca::parse_csr(pem); }
 
-X509Ptr parse_cert(const std::string& pem) {
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  return X509Ptr(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-}
+X509Ptr parse_cert(const std::string& pem) { return qscd::test_ca::parse_cert(pem); }
 
 KeyPtr other_key_like(EVP_PKEY* like) {
-  if (EVP_PKEY_is_a(like, "RSA")) return generate("RSA", static_cast<std::size_t>(EVP_PKEY_get_bits(like)));
-  return generate("EC", 0);
+  if (EVP_PKEY_is_a(like, "RSA")) return qscd::test_ca::rsa_key(static_cast<std::size_t>(EVP_PKEY_get_bits(like)));
+  return qscd::test_ca::ec_key();
 }
 
 X509Ptr issue(const IssueSpec& spec, const Authority& issuer) {
-  X509Ptr cert(X509_new());
-  X509_set_version(cert.get(), 2);
-  set_serial(cert.get());
-  const long backdate = static_cast<long>(spec.backdate_days) * 86400;
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -60 - backdate);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(spec.validity_days) * 86400 - backdate);
-
+  qscd::test_ca::CertSpec cert;
   // Subject: built from the organization record and the order, as CertCentral does (its Services
-  // API ignores the CSR's subject).
-  std::unique_ptr<X509_NAME, NameFree> subject(X509_NAME_new());
-  for (const auto& [field, value] : spec.subject) {
-    if (value.empty()) continue;
-    if (X509_NAME_add_entry_by_txt(subject.get(), field.c_str(), MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(value.c_str()),
-                                   -1, -1, 0) != 1) {
-      fail("cannot put " + field + " in a subject");
-    }
-  }
-  X509_set_subject_name(cert.get(), subject.get());
-  X509_set_issuer_name(cert.get(), X509_get_subject_name(issuer.cert.get()));
-  X509_set_pubkey(cert.get(), spec.public_key);
-
-  std::string config = std::string("[x]\n") + qc_config;
-  auto conf = load_conf(config);
-  X509V3_CTX ctx;
-  X509V3_set_ctx(&ctx, issuer.cert.get(), cert.get(), nullptr, nullptr, 0);
-  X509V3_set_nconf(&ctx, conf.get());
-  add_extension(cert.get(), &ctx, conf.get(), "basicConstraints", "critical,CA:FALSE");
-  add_extension(cert.get(), &ctx, conf.get(), "subjectKeyIdentifier", "hash");
-  add_extension(cert.get(), &ctx, conf.get(), "authorityKeyIdentifier", "keyid:always");
+  // API ignores the CSR's subject); empty values are left out.
+  cert.subject = spec.subject;
+  cert.public_key = spec.public_key;
+  const long backdate = static_cast<long>(spec.backdate_days) * 86400;
+  cert.not_before = -60 - backdate;
+  cert.not_after = static_cast<long>(spec.validity_days) * 86400 - backdate;
+  cert.extensions = {{"basicConstraints", "critical,CA:FALSE"},
+                     {"subjectKeyIdentifier", "hash"},
+                     {"authorityKeyIdentifier", "keyid:always"}};
   if (spec.usage == Usage::server) {
-    add_extension(cert.get(), &ctx, conf.get(), "keyUsage", "critical,digitalSignature,keyEncipherment");
-    add_extension(cert.get(), &ctx, conf.get(), "extendedKeyUsage", "serverAuth,clientAuth");
+    cert.extensions.emplace_back("keyUsage", "critical,digitalSignature,keyEncipherment");
+    cert.extensions.emplace_back("extendedKeyUsage", "serverAuth,clientAuth");
     std::string san;
     for (const auto& name : spec.dns_names) san += (san.empty() ? "DNS:" : ",DNS:") + name;
-    if (!san.empty()) add_extension(cert.get(), &ctx, conf.get(), "subjectAltName", san);
+    if (!san.empty()) cert.extensions.emplace_back("subjectAltName", san);
   } else {
-    add_extension(cert.get(), &ctx, conf.get(), "keyUsage", "critical,nonRepudiation");
+    cert.extensions.emplace_back("keyUsage", "critical,nonRepudiation");
     if (spec.usage == Usage::qualified_seal) {
-      add_extension(cert.get(), &ctx, conf.get(), "1.3.6.1.5.5.7.1.3", "ASN1:SEQUENCE:qc_qualified");
+      cert.extensions.emplace_back(qscd::test_ca::qc_statements_oid, qscd::test_ca::qc_statements_value);
     }
   }
-  sign(cert.get(), issuer.key.get(), spec.rsassa_pss && EVP_PKEY_is_a(issuer.key.get(), "RSA"));
-  return cert;
+  cert.rsassa_pss = spec.rsassa_pss;
+  return qscd::test_ca::issue(cert, issuer.cert.get(), issuer.key.get());
 }
 
-std::string p7b_pem(const std::vector<X509*>& certs) {
-  STACK_OF(X509)* stack = sk_X509_new_null();
-  for (X509* cert : certs) sk_X509_push(stack, cert);
-  std::unique_ptr<PKCS7, P7Free> p7(PKCS7_sign(nullptr, nullptr, stack, nullptr, PKCS7_PARTIAL));
-  sk_X509_free(stack);
-  if (!p7) fail("cannot build a PKCS#7 bundle");
-  std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
-  PEM_write_bio_PKCS7(bio.get(), p7.get());
-  char* data = nullptr;
-  long length = BIO_get_mem_data(bio.get(), &data);
-  return {data, static_cast<std::size_t>(length)};
-}
+std::string p7b_pem(const std::vector<X509*>& certs) { return qscd::test_ca::p7b(certs, true); }
 
 namespace {
 std::string upper_hex(const unsigned char* bytes, std::size_t size) {

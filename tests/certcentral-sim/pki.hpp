@@ -1,28 +1,21 @@
 #pragma once
-// The simulator's test CA hierarchy and certificate signing, all through
-// OpenSSL (extensions from config strings, no hand-made DER).
+// The simulator's CA hierarchy (persisted) and how it signs orders as CertCentral does, over
+// the one test CA (tests/certs/test_ca.hpp, library qscd_test_ca).
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include <filesystem>
-#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "test_ca.hpp"
 
 namespace sim {
 
-struct X509Free {
-  void operator()(X509* cert) const noexcept { X509_free(cert); }
-};
-struct KeyFree {
-  void operator()(EVP_PKEY* key) const noexcept { EVP_PKEY_free(key); }
-};
-struct ReqFree {
-  void operator()(X509_REQ* req) const noexcept { X509_REQ_free(req); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-using KeyPtr = std::unique_ptr<EVP_PKEY, KeyFree>;
-using ReqPtr = std::unique_ptr<X509_REQ, ReqFree>;
+using qscd::test_ca::KeyPtr;
+using qscd::test_ca::ReqPtr;
+using qscd::test_ca::X509Ptr;
 
 struct Authority {
   X509Ptr cert;

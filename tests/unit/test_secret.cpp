@@ -12,7 +12,8 @@
 #include "base/secret.hpp"
 
 using qscd::agent::read_secret;
-using qscd::agent::SecretBuffer;
+using qscd::agent::push_secret_byte;
+using qscd::api::SecretBytes;
 using qscd::agent::UsageError;
 
 namespace {
@@ -31,7 +32,7 @@ std::filesystem::path temp_file(const std::string& content, std::filesystem::per
 
 TEST_CASE("file: source reads one line and drops the newline") {
   auto path = temp_file("1234\n", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-  SecretBuffer pin = read_secret("file:" + path.string(), "user PIN", "--pin-source");
+  SecretBytes pin = read_secret("file:" + path.string(), "user PIN", "--pin-source");
   CHECK(pin.view() == "1234");
   std::filesystem::remove(path);
 }
@@ -74,16 +75,25 @@ TEST_CASE("unknown and empty sources are usage errors") {
   ::unsetenv("QSCD_TEST_EMPTY");
 }
 
-TEST_CASE("SecretBuffer wipes on clear and refuses to grow past its fixed size") {
-  SecretBuffer secret;
-  for (char c : std::string("secret")) secret.push_back(static_cast<unsigned char>(c));
+TEST_CASE("a secret read by the agent wipes on clear and refuses to grow past its fixed size") {
+  SecretBytes secret;
+  for (char c : std::string("secret")) push_secret_byte(secret, static_cast<unsigned char>(c));
   const unsigned char* data = secret.bytes().data();
   secret.clear();
   CHECK(secret.empty());
   for (int i = 0; i < 6; ++i) CHECK(data[i] == 0);
-  SecretBuffer big;
-  for (std::size_t i = 0; i < SecretBuffer::max_size; ++i) big.push_back('x');
-  CHECK_THROWS_AS(big.push_back('x'), UsageError);
+  SecretBytes big;
+  for (std::size_t i = 0; i < SecretBytes::default_capacity; ++i) push_secret_byte(big, 'x');
+  CHECK_THROWS_WITH_AS(push_secret_byte(big, 'x'), "secret: longer than 4096 bytes", UsageError);
+}
+
+TEST_CASE("a source longer than 4096 bytes is a usage error") {
+  ::setenv("QSCD_TEST_LONG", std::string(4097, 'x').c_str(), 1);
+  CHECK_THROWS_WITH_AS(read_secret("env:QSCD_TEST_LONG", "user PIN", "--pin-source"),
+                       "secret: longer than 4096 bytes", UsageError);
+  ::unsetenv("QSCD_TEST_LONG");
+  ::setenv("QSCD_TEST_LONGEST", std::string(4096, 'x').c_str(), 1);
+  CHECK(read_secret("env:QSCD_TEST_LONGEST", "user PIN", "--pin-source").size() == 4096);
 }
 
 TEST_CASE("pinentry source: reads the PIN through an Assuan responder (tests/support/fake-pinentry.sh)") {

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "ca/client_factory.hpp"
+#include "ca/order_file.hpp"
 #include "ca/order_flow.hpp"
 #include "ca/poll_schedule.hpp"
 #include "base/duration.hpp"
@@ -64,14 +65,7 @@ struct SubmitOptions {
 };
 
 void submit(Context& context, const SubmitOptions& options) {
-  api::OrderRequest request;
-  if (!options.order_file.empty()) {
-    json body = json::parse(read_input_file(options.order_file, "--order-file"), nullptr, false);
-    if (body.is_discarded()) throw UsageError("--order-file", options.order_file + " is not JSON");
-    request = api::order_request_from_json(options.product, body);
-  } else {
-    request.product = options.product;
-  }
+  api::OrderRequest request = order_request_from_file(options.product, options.order_file);
   if (!options.csr_file.empty()) {
     request.certificate.csr = read_input_file(options.csr_file, "--csr");
     api::default_common_name(request, api::inspect_csr(request.certificate.csr, "--csr").common_name);
@@ -106,7 +100,7 @@ void attach(Context& context, const AttachOptions& options) {
   AttachRequest request;
   request.csr_pem = read_input_file(options.csr_file, "--csr");
   api::inspect_csr(request.csr_pem, "--csr");
-  SecretBuffer init_code;
+  api::SecretBytes init_code;
   if (!options.init_code_source.empty()) init_code = read_secret(options.init_code_source, "init code", "--init-code-source");
   request.init_code = init_code.bytes();
   api::Client client = make_api_client(context.ca_settings());

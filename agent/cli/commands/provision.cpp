@@ -49,36 +49,8 @@ std::string outcome_text(const ProvisionOutcome& outcome) {
   if (job.order_id) text += "  order:       " + std::to_string(*job.order_id) + "\n";
   if (!job.cert_serial.empty()) text += "  certificate: serial " + job.cert_serial + "\n";
   if (!outcome.key_uri.empty()) text += "  key:         " + outcome.key_uri + "\n";
-  switch (outcome.stop) {
-    case RunStop::waiting_on_ca:
-      text += job.state == JobState::need_to_submit
-                  ? "  CertCentral did not take the request (" + job.last_error + "); nothing was ordered; the job is saved: run the same command again\n"
-                  : "  waiting for CertCentral; run the same command again to continue\n";
-      break;
-    case RunStop::failed:
-      text += "  failed: " + job.last_error + "\n";
-      break;
-    case RunStop::waiting_on_person:
-      text += "  waiting: " + job.last_error + "\n";
-      break;
-    case RunStop::finished:
-      break;
-  }
+  text += run_stop_text(outcome.stop, job);
   return text;
-}
-
-
-// The worst outcome decides: a failure or a person's wait over the CA's wait over done. Of a
-// failure and a person's wait, the first seen.
-int severity(CommandStatus status) {
-  switch (status) {
-    case CommandStatus::done:
-      return 0;
-    case CommandStatus::waiting_on_ca:
-      return 1;
-    default:
-      return 2;
-  }
 }
 
 void run(Context& context, ProvisionCli& cli) {
@@ -127,8 +99,7 @@ void run(Context& context, ProvisionCli& cli) {
   for (const ProvisionOutcome& outcome : outcomes) {
     list.push_back(outcome_json(outcome));
     result.text += outcome_text(outcome);
-    const CommandStatus status = command_status_for(outcome.stop, outcome.job);
-    if (severity(status) > severity(worst)) worst = status;
+    worst = worse(worst, command_status(outcome.stop, outcome.job));
   }
   result.json = options.all ? nlohmann::json{{"jobs", list}} : list.front();
   result.status = worst;

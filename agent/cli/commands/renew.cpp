@@ -67,21 +67,7 @@ std::string outcome_text(const RenewalOutcome& outcome, bool dry_run) {
     text += "  renewal job " + std::to_string(job.id) + ": " + std::string(to_string(job.state)) + "\n";
     if (!job.cert_serial.empty()) text += "  new certificate: serial " + job.cert_serial + "\n";
     if (!outcome.key_uri.empty() && outcome.stop != RunStop::failed) text += "  new key: " + outcome.key_uri + "\n";
-    switch (outcome.stop) {
-      case RunStop::waiting_on_ca:
-        text += job.state == JobState::need_to_submit
-                  ? "  CertCentral did not take the request (" + job.last_error + "); nothing was ordered; the job is saved: run the same command again\n"
-                  : "  waiting for CertCentral; run the same command again to continue\n";
-        break;
-      case RunStop::failed:
-        text += "  failed: " + job.last_error + "; the old pair is untouched and stays in use\n";
-        break;
-      case RunStop::waiting_on_person:
-        text += "  waiting: " + job.last_error + "\n";
-        break;
-      case RunStop::finished:
-        break;
-    }
+    text += run_stop_text(outcome.stop, job, "; the old pair is untouched and stays in use");
   }
   return text;
 }
@@ -92,19 +78,8 @@ CommandStatus status_of(const RenewalOutcome& outcome, bool dry_run) {
   if (outcome.plan.action == RenewalAction::no_order) return CommandStatus::failed_at_ca;
   // A paid order is never placed silently: the renewal waits on a person's --allow-new-order.
   if (outcome.plan.action == RenewalAction::new_order_needed) return CommandStatus::waiting_on_ca;
-  if (!outcome.job) return CommandStatus::done;
-  return command_status_for(outcome.stop, *outcome.job);
-}
-
-int severity(CommandStatus status) {
-  switch (status) {
-    case CommandStatus::done:
-      return 0;
-    case CommandStatus::waiting_on_ca:
-      return 1;
-    default:
-      return 2;
-  }
+  if (dry_run || !outcome.job) return CommandStatus::done;
+  return command_status(outcome.stop, *outcome.job);
 }
 
 void run(Context& context, RenewCli& cli) {
@@ -129,8 +104,7 @@ void run(Context& context, RenewCli& cli) {
     list.push_back(outcome_json(outcome));
     result.text += outcome_text(outcome, options.dry_run);
     if (outcome.plan.due) ++due;
-    const CommandStatus status = status_of(outcome, options.dry_run);
-    if (severity(status) > severity(worst)) worst = status;
+    worst = worse(worst, status_of(outcome, options.dry_run));
     if (outcome.plan.action == RenewalAction::new_order_needed) context.log.warn(outcome.plan.detail);
     if (outcome.job && outcome.stop == RunStop::failed) {
       context.log.error("renewal job " + std::to_string(outcome.job->id) + " failed: " + outcome.job->last_error);

@@ -53,9 +53,9 @@ void init(Context& context, const AdminOptions& options) {
       throw UsageError("--force", "token '" + token.label + "' " + holds + "; initialising erases them all. Add --force to do so");
     }
   }
-  SecretBuffer so_pin = token.initialized ? read_pin(options.so_pin_source, "SO PIN", "--so-pin-source")
+  api::SecretBytes so_pin = token.initialized ? read_pin(options.so_pin_source, "SO PIN", "--so-pin-source")
                                           : read_new_pin(options.so_pin_source, "new SO PIN", "--so-pin-source");
-  SecretBuffer user_pin = read_new_pin(options.new_pin_source, "new user PIN", "--new-pin-source");
+  api::SecretBytes user_pin = read_new_pin(options.new_pin_source, "new user PIN", "--new-pin-source");
   context.log.progress("initialising the token in slot " + std::to_string(token.slot) + " as '" + options.label + "'");
   naming_new_pin("--so-pin-source", [&] {
     p11::init_token(module, token.slot, so_pin.bytes(), options.label, user_pin.bytes(),
@@ -71,9 +71,9 @@ void init(Context& context, const AdminOptions& options) {
 
 void change_pin(Context& context, const AdminOptions& options) {
   const CK_USER_TYPE user = options.so ? CKU_SO : CKU_USER;
-  SecretBuffer old_pin = options.so ? read_pin(options.so_pin_source, "current SO PIN", "--so-pin-source")
+  api::SecretBytes old_pin = options.so ? read_pin(options.so_pin_source, "current SO PIN", "--so-pin-source")
                                     : read_pin(options.token.pin_source, "current user PIN", "--pin-source");
-  SecretBuffer new_pin = read_new_pin(options.new_pin_source, options.so ? "new SO PIN" : "new user PIN",
+  api::SecretBytes new_pin = read_new_pin(options.new_pin_source, options.so ? "new SO PIN" : "new user PIN",
                                       "--new-pin-source");
   p11::Module& module = context.module();
   p11::TokenInfo token = p11::select_token(module, options.token.token_uri());
@@ -89,8 +89,8 @@ void change_pin(Context& context, const AdminOptions& options) {
 }
 
 void unblock(Context& context, const AdminOptions& options) {
-  SecretBuffer so_pin = read_pin(options.so_pin_source, "SO PIN", "--so-pin-source");
-  SecretBuffer new_pin = read_new_pin(options.new_pin_source, "new user PIN", "--new-pin-source");
+  api::SecretBytes so_pin = read_pin(options.so_pin_source, "SO PIN", "--so-pin-source");
+  api::SecretBytes new_pin = read_new_pin(options.new_pin_source, "new user PIN", "--new-pin-source");
   p11::Module& module = context.module();
   p11::TokenInfo token = p11::select_token(module, options.token.token_uri());
   p11::Session session(module, token.slot, p11::Session::Access::read_write);

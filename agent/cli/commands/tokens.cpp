@@ -93,7 +93,7 @@ std::vector<ObjectGroup> read_objects(const p11::Session& session) {
 }
 
 void list(Context& context, const TokenOptions& options) {
-  std::optional<SecretBuffer> pin;
+  std::optional<api::SecretBytes> pin;
   if (!options.pin_source.empty()) pin = read_secret(options.pin_source, "user PIN", "--pin-source");
   p11::Module& module = context.module();
   std::optional<p11::Uri> filter;

@@ -1,10 +1,10 @@
 #pragma once
-// The CertCentral API key (X-DC-DEVKEY): one heap buffer wiped with
-// OPENSSL_cleanse when it goes; never converted to std::string, never logged.
+// The CertCentral API key (X-DC-DEVKEY), held in a SecretBytes (wiped with
+// OPENSSL_cleanse when it goes); never converted to std::string, never logged.
 #include <array>
-#include <cstddef>
-#include <memory>
 #include <span>
+
+#include "qscd/api/secret_bytes.hpp"
 
 namespace qscd::api {
 
@@ -13,20 +13,13 @@ class ApiKey {
   // Copies the bytes. Throws ConfigError when empty, longer than 1 KiB or not
   // printable ASCII without spaces (a key with CR/LF would smuggle headers).
   explicit ApiKey(std::span<const unsigned char> bytes);
-  ~ApiKey();
-  ApiKey(ApiKey&& other) noexcept;
-  ApiKey& operator=(ApiKey&& other) noexcept;
-  ApiKey(const ApiKey&) = delete;
-  ApiKey& operator=(const ApiKey&) = delete;
 
-  [[nodiscard]] std::span<const unsigned char> bytes() const noexcept { return {data_.get(), size_}; }
+  [[nodiscard]] std::span<const unsigned char> bytes() const noexcept { return key_.bytes(); }
   // SHA-256 of the key: names the key (for the shared rate limiter) without holding it.
   [[nodiscard]] std::array<unsigned char, 32> fingerprint() const;
 
  private:
-  void wipe() noexcept;
-  std::unique_ptr<unsigned char[]> data_;
-  std::size_t size_ = 0;
+  SecretBytes key_;
 };
 
 }  // namespace qscd::api
