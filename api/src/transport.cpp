@@ -144,6 +144,9 @@ HttpResult Transport::perform_once(Method method, const std::string& url, const 
   char error_buffer[CURL_ERROR_SIZE] = {};
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
+  // Plain http is loopback only (url.cpp) and goes there directly: through an http_proxy the
+  // API key would cross the network in clear.
+  if (url.starts_with("http://")) curl_easy_setopt(h, CURLOPT_PROXY, "");
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, curl.headers());
   curl_easy_setopt(h, CURLOPT_USERAGENT, options.user_agent.c_str());
