@@ -7,6 +7,11 @@
 namespace qscd::agent {
 
 SecretBuffer read_api_key(const CaSettings& settings) {
+  if (settings.key) {
+    SecretBuffer copy;
+    for (unsigned char byte : settings.key->bytes()) copy.push_back(byte);
+    return copy;
+  }
   return read_secret(settings.key_source, "API key", "--api-key-source");
 }
 

@@ -111,6 +111,9 @@ class Daemon {
 
   WatchSummary run() {
     rules_ = check_rules(host_.config().watch_rules);
+    check_pin_sources(rules_, options_.defaults);
+    // Read once: an env: or fd: source cannot be read again for the next job.
+    api_key_ = std::make_shared<const SecretBuffer>(read_api_key(host_.services().ca));
     log_rules();
     const SlotEvents mode = watch_.start();
     if (mode == SlotEvents::polling) {
@@ -183,6 +186,13 @@ class Daemon {
   }
 
  private:
+  // What a job needs, with the API key read at the start.
+  ProvisionServices services() const {
+    ProvisionServices services = host_.services();
+    services.ca.key = api_key_;
+    return services;
+  }
+
   void say(const std::string& message) const { host_.log.progress("watch: " + one_line(message)); }
   void warn(const std::string& message) const { host_.log.warn("watch: " + one_line(message)); }
   void error(const std::string& message) const { host_.log.error("watch: " + one_line(message)); }
@@ -218,6 +228,7 @@ class Daemon {
     try {
       Config loaded = host_.load_config();
       std::vector<CheckedRule> rules = check_rules(loaded.watch_rules);
+      check_pin_sources(rules, options_.defaults);
       host_.adopt_config(std::move(loaded));
       rules_ = std::move(rules);
       ++reloads_;
@@ -267,7 +278,7 @@ class Daemon {
       it = it->second.serial == serial ? pending_.erase(it) : std::next(it);
     }
     try {
-      Journal journal = Journal::open(host_.services().state_dir());
+      Journal journal = Journal::open(services().state_dir());
       for (const Job& job : journal.unfinished(serial)) {
         const JobState from = restart_state(job.state);
         if (!is_allowed(from, JobState::need_token)) continue;
@@ -299,7 +310,7 @@ class Daemon {
   void resume_unfinished(const p11::TokenInfo& token, bool skip_renewals) {
     std::vector<Job> jobs;
     try {
-      jobs = Journal::open(host_.services().state_dir()).unfinished(token.serial);
+      jobs = Journal::open(services().state_dir()).unfinished(token.serial);
     } catch (const std::exception& e) {
       error("reading the journal: " + std::string(e.what()));
       return;
@@ -343,7 +354,7 @@ class Daemon {
     const WatchRule& r = rule.rule;
     const std::string who = describe(token) + ", " + rule.name();
     try {
-      Journal journal = Journal::open(host_.services().state_dir());
+      Journal journal = Journal::open(services().state_dir());
       const JobKey key{token.serial, r.label, r.profile, r.product, {}};
       if (const std::optional<Job> job = journal.find(key)) {
         if (job->state == JobState::monitoring) {
@@ -364,7 +375,7 @@ class Daemon {
         return;
       }
       say(who + ": provisioning (" + r.profile + ", " + r.product + ", key '" + r.label + "' " + r.key_type + ")");
-      Provisioner provisioner(host_.services(), provision_options(rule, options_.defaults, token));
+      Provisioner provisioner(services(), provision_options(rule, options_.defaults, token));
       const ProvisionOutcome outcome = provisioner.run(token);
       after_run(token, outcome.job, outcome.stop, outcome.retry_after);
     } catch (...) {
@@ -375,7 +386,7 @@ class Daemon {
   void renew(const p11::TokenInfo& token, const CheckedRule* rule) {
     const std::string who = describe(token) + ": renewal check";
     try {
-      Renewer renewer(host_.services(), renew_options(rule, options_.defaults, host_.config(), token));
+      Renewer renewer(services(), renew_options(rule, options_.defaults, host_.config(), token));
       const std::vector<RenewalOutcome> outcomes = renewer.run(token);
       std::size_t due = 0;
       for (const RenewalOutcome& outcome : outcomes) {
@@ -394,13 +405,13 @@ class Daemon {
     const std::string who = describe(token) + ": job " + std::to_string(id);
     try {
       if (kind == JobKind::renewal) {
-        Renewer renewer(host_.services(), renew_options(rule, options_.defaults, host_.config(), token));
+        Renewer renewer(services(), renew_options(rule, options_.defaults, host_.config(), token));
         const RenewalOutcome outcome = renewer.resume(token, id);
         if (outcome.job) after_run(token, *outcome.job, outcome.stop, outcome.retry_after);
         return;
       }
       ProvisionOptions options;
-      const Job job = Journal::open(host_.services().state_dir()).get(id);
+      const Job job = Journal::open(services().state_dir()).get(id);
       if (rule != nullptr && rule->action == RuleAction::provision && rule->rule.label == job.key.key_label) {
         options = provision_options(*rule, options_.defaults, token);
       } else {
@@ -408,7 +419,7 @@ class Daemon {
         options.no_wait = true;
       }
       options.job_id = id;
-      Provisioner provisioner(host_.services(), options);
+      Provisioner provisioner(services(), options);
       const ProvisionOutcome outcome = provisioner.run(token);
       after_run(token, outcome.job, outcome.stop, outcome.retry_after);
     } catch (...) {
@@ -499,7 +510,7 @@ class Daemon {
       const p11::TokenInfo info = token->second;
       std::optional<Job> job;
       try {
-        job = Journal::open(host_.services().state_dir()).find(id);
+        job = Journal::open(services().state_dir()).find(id);
       } catch (const std::exception& e) {
         error("reading the journal: " + std::string(e.what()));
         continue;
@@ -539,6 +550,7 @@ class Daemon {
   Notifier notify_;
   TokenWatch watch_;
   std::vector<CheckedRule> rules_;
+  std::shared_ptr<const SecretBuffer> api_key_;
   std::map<std::int64_t, PendingJob> pending_;
   std::set<std::string> blocked_;         // serials whose PIN was refused
   std::set<std::string> no_rule_logged_;  // serials already logged as matching no rule

@@ -43,6 +43,26 @@ std::vector<CheckedRule> check_rules(const std::vector<WatchRule>& rules) {
   return checked;
 }
 
+void check_pin_sources(const std::vector<CheckedRule>& rules, const RuleDefaults& defaults) {
+  const auto check = [](const std::string& source, const std::string& where, bool required) {
+    if (source.empty() && !required) return;
+    if (!source.starts_with("file:")) {
+      throw UsageError(where, source.empty() ? "required: the daemon reads the PIN at every job, give file:PATH"
+                                             : "must be file:PATH: the daemon reads the PIN at every job, and a prompt, "
+                                               "pinentry, fd: or env: source can be read only once");
+    }
+  };
+  bool every_rule_has_pin = !rules.empty();
+  for (const CheckedRule& rule : rules) {
+    check(rule.rule.pin_source, rule.name() + " pin_source", false);
+    check(rule.rule.sign_pin_source, rule.name() + " sign_pin_source", false);
+    if (rule.rule.pin_source.empty()) every_rule_has_pin = false;
+  }
+  // Jobs of tokens without a rule (resumed on insertion) use --pin-source too.
+  check(defaults.pin_source, "--pin-source", !every_rule_has_pin || rules.empty());
+  check(defaults.sign_pin_source, "--sign-pin-source", false);
+}
+
 const CheckedRule* rule_for(const std::vector<CheckedRule>& rules, const p11::TokenInfo& token) {
   for (const CheckedRule& rule : rules) {
     if (rule.uri->matches(token)) return &rule;

@@ -34,6 +34,11 @@ struct RuleDefaults {
 // provision rule lacks what provision requires (profile, product, key_type, label, subject_file).
 std::vector<CheckedRule> check_rules(const std::vector<WatchRule>& rules);
 
+// The daemon reads a PIN at every job, so its sources must be files (file:PATH, as the systemd
+// unit gives them): --pin-source, --sign-pin-source and every rule's. Throws UsageError naming
+// the option or rule otherwise.
+void check_pin_sources(const std::vector<CheckedRule>& rules, const RuleDefaults& defaults);
+
 // The token's rule, or nullptr.
 const CheckedRule* rule_for(const std::vector<CheckedRule>& rules, const p11::TokenInfo& token);
 
