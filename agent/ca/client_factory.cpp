@@ -7,6 +7,7 @@
 namespace qscd::agent {
 
 api::SecretBytes read_api_key(const CaSettings& settings) {
+  if (settings.key) return api::SecretBytes::copy_of(settings.key->bytes());
   return read_secret(settings.key_source, "API key", "--api-key-source");
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // The CertCentral client as the agent sets it up. The CLI resolves the settings (options, then
 // the config, then the defaults); this folder only uses them.
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -17,13 +18,16 @@ struct CaSettings {
   std::string base_url = default_api_url;
   std::string ca_file;  // empty: the system store
   std::string key_source = default_api_key_source;
+  // The key, read once before (the daemon: an env: or fd: source can be read only once); when
+  // set, key_source is not read again.
+  std::shared_ptr<const api::SecretBytes> key;
   // The QSCD pickup step's path (undocumented by DigiCert: docs/api.md), "{order_id}" replaced.
   std::optional<std::string> pickup_path;
   // Request and response lines go here (X-DC-DEVKEY redacted) when set: -vv.
   const Log* trace = nullptr;
 };
 
-// The API key from settings.key_source. Throws UsageError (exit 2).
+// The API key: settings.key when set, else read from settings.key_source. Throws UsageError (exit 2).
 api::SecretBytes read_api_key(const CaSettings& settings);
 // Checks the URL, then reads the key, then makes the client. Throws UsageError /
 // api::ConfigError (exit 2).

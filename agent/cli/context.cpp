@@ -35,6 +35,12 @@ const Config& Context::config() {
   return *config_;
 }
 
+Config Context::load_config_again() const {
+  std::optional<std::filesystem::path> path;
+  if (!options.config_path.empty()) path = options.config_path;
+  return load_config(path);
+}
+
 Context::ModuleChoice Context::module_choice() {
   if (!options.module.empty()) return {options.module, "--module"};
   if (const char* env = std::getenv("QSCD_AGENT_MODULE"); env != nullptr && *env != '\0') {

@@ -63,6 +63,11 @@ class Context {
   void apply_verbosity();
 
   const Config& config();
+  // Reads the config again from --config (or the default places), without making it the one in
+  // force; throws UsageError when it is bad (watch's SIGHUP).
+  Config load_config_again() const;
+  // Makes `config` the one in force (the module stays the one loaded).
+  void replace_config(Config config) { config_ = std::move(config); }
   // --module, then QSCD_AGENT_MODULE, then config pkcs11.module, then p11-kit's proxy.
   std::string module_path() { return module_choice().path; }
   // Loads the module on first use; the same one for the rest of the process.

@@ -22,6 +22,7 @@ void add_install(CLI::App& app, Context& context);
 void add_jobs(CLI::App& app, Context& context);
 void add_provision(CLI::App& app, Context& context);
 void add_renew(CLI::App& app, Context& context);
+void add_watch(CLI::App& app, Context& context);
 
 inline std::vector<Register> all_commands() {
   return {
@@ -33,6 +34,7 @@ inline std::vector<Register> all_commands() {
       add_orgs,
       add_provision,
       add_renew,
+      add_watch,
       add_install,
       add_export,
       add_jobs,

@@ -3,7 +3,7 @@
 _qscd_agent() {
   local cur prev words cword
   _init_completion || return
-  local commands="tokens token keygen csr order orgs provision renew install export jobs"
+  local commands="tokens token keygen csr order orgs provision renew watch install export jobs"
   local global="--module --config --state-dir --api-url --ca-file --api-key-source --json -v --verbose -q --quiet --help --version"
   local login="--token --pin-source --allow-final-try"
   case "$prev" in
@@ -31,6 +31,7 @@ _qscd_agent() {
     orgs) words_for="" ;;
     provision) words_for="$login --profile --product --key --key-type --label --id --subject-file --set --rsa-pss --order-file --order --approve --no-wait --timeout --poll-interval --trust --job --all --sign-pin-source" ;;
     renew) words_for="$login --sign-pin-source --within --all --dry-run --reuse-key --keep-old --allow-new-order --order-file --approve --no-wait --timeout --poll-interval --trust" ;;
+    watch) words_for="--pin-source --allow-final-try --sign-pin-source --poll-every --run-for" ;;
     install) words_for="--key --cert --order --trust --pin-source --allow-final-try --profile --product --csr" ;;
     export) words_for="--key --format --out --pin-source --allow-final-try" ;;
     jobs) words_for="show" ;;

@@ -127,4 +127,37 @@ std::vector<CK_SLOT_ID> Module::slots(bool token_present) const {
   }
 }
 
+void Module::reinitialize() {
+  if (functions_ == nullptr) throw Error("the PKCS#11 module is not loaded");
+  // Not initialised (a failed earlier re-init) is no reason not to initialise it now.
+  const CK_RV rv = QSCD_P11_CALL_RAW(functions_, CallSite{}, C_Finalize, nullptr);
+  if (rv != CKR_OK && rv != CKR_CRYPTOKI_NOT_INITIALIZED) throw CallError(rv, "C_Finalize", CallSite{});
+  initialize();
+}
+
+Module::SlotEventResult Module::wait_for_slot_event(bool block) const {
+  SlotEventResult result;
+  CK_SLOT_ID slot = 0;
+  if (functions_->C_WaitForSlotEvent == nullptr) {
+    result.what = SlotEvent::not_supported;
+    return result;
+  }
+  const CK_FLAGS flags = block ? 0 : CKF_DONT_BLOCK;
+  const CK_RV rv = QSCD_P11_CALL_RAW(functions_, CallSite{}, C_WaitForSlotEvent, flags, &slot, nullptr);
+  switch (rv) {
+    case CKR_OK:
+      result.what = SlotEvent::event;
+      result.slot = slot;
+      return result;
+    case CKR_NO_EVENT:
+      result.what = SlotEvent::no_event;
+      return result;
+    case CKR_FUNCTION_NOT_SUPPORTED:
+      result.what = SlotEvent::not_supported;
+      return result;
+    default:
+      throw CallError(rv, "C_WaitForSlotEvent", CallSite{});
+  }
+}
+
 }  // namespace qscd::p11

@@ -7,8 +7,9 @@
 #     `renew --all --no-wait` (which comes with the daemon issue): the PIN arrives through
 #     LoadCredential (the token is logged in), the SoftHSM2 token is listed through p11-kit's
 #     proxy as the qscd-agent user, and the journal is made in StateDirectory /var/lib/qscd-agent;
-#   - qscd-agent-watch.service, configured, fails on the missing `watch` subcommand with exit 2
-#     and is not restarted (RestartPreventExitStatus=2).
+#   - qscd-agent-watch.service, configured (a drop-in gives it the SoftHSM2 store), is active once
+#     it sent READY=1 (Type=notify), shows its STATUS=, reloads on `systemctl reload` (SIGHUP),
+#     and stops on `systemctl stop` (SIGTERM) with exit 0 and no restart.
 # Needs root and systemd-nspawn: exit 77 (skipped) without them.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -53,6 +54,12 @@ ExecStart=/usr/bin/qscd-agent jobs
 Environment=SOFTHSM2_CONF=$test_dir/softhsm2.conf
 ReadWritePaths=$test_dir/tokens
 EOF2
+mkdir -p "$root/etc/systemd/system/qscd-agent-watch.service.d"
+cat >"$root/etc/systemd/system/qscd-agent-watch.service.d/test.conf" <<EOF2
+[Service]
+Environment=SOFTHSM2_CONF=$test_dir/softhsm2.conf
+ReadWritePaths=$test_dir/tokens
+EOF2
 cat >"$root$test_dir/run.sh" <<'EOF2'
 #!/bin/sh
 out=/srv/qscd-service-test
@@ -64,8 +71,13 @@ journalctl --no-pager -o cat -u qscd-agent-renew.service >$out/renew-log
 ls -ln /var/lib/qscd-agent >$out/state
 stat -c '%U %a' /var/lib/qscd-agent >>$out/state
 systemctl start qscd-agent-watch.service
+systemctl show -p ActiveState,StatusText qscd-agent-watch.service >$out/watch-started
+systemctl reload qscd-agent-watch.service
 sleep 1
+systemctl show -p ActiveState qscd-agent-watch.service >$out/watch-reloaded
+systemctl stop qscd-agent-watch.service
 systemctl show -p Result,ExecMainStatus,NRestarts qscd-agent-watch.service >$out/watch-configured
+journalctl --no-pager -o cat -u qscd-agent-watch.service >$out/watch-log
 touch $out/done
 systemctl poweroff
 EOF2
@@ -100,7 +112,12 @@ grep -q '"logged_in": true' "$r/renew-log" || fail "the PIN from LoadCredential 
 echo "== state"; cat "$r/state"
 grep -q ' journal.sqlite$' "$r/state" || fail "no journal in /var/lib/qscd-agent"
 tail -1 "$r/state" | grep -qx 'qscd-agent 700' || fail "/var/lib/qscd-agent is not qscd-agent's, mode 700"
-echo "== watch, configured (no watch subcommand yet)"; cat "$r/watch-configured"
-grep -qx 'ExecMainStatus=2' "$r/watch-configured" && grep -qx 'NRestarts=0' "$r/watch-configured" \
-  || fail "qscd-agent-watch.service: expected exit 2 and no restart"
+echo "== watch, configured"; cat "$r/watch-started" "$r/watch-reloaded" "$r/watch-configured" "$r/watch-log"
+grep -qx 'ActiveState=active' "$r/watch-started" || fail "qscd-agent-watch.service is not active after start (READY=1)"
+grep -q '^StatusText=watching 1 token(s)' "$r/watch-started" || fail "qscd-agent-watch.service sent no STATUS= with the token count"
+grep -qx 'ActiveState=active' "$r/watch-reloaded" || fail "qscd-agent-watch.service did not survive a reload"
+grep -q "token 'service1'" "$r/watch-log" || fail "the watcher did not see the SoftHSM2 token"
+grep -q 'config reloaded' "$r/watch-log" || fail "the watcher did not reload its config on SIGHUP"
+grep -qx 'Result=success' "$r/watch-configured" && grep -qx 'ExecMainStatus=0' "$r/watch-configured" \
+  && grep -qx 'NRestarts=0' "$r/watch-configured" || fail "qscd-agent-watch.service: expected exit 0 on stop and no restart"
 echo "the units ran under systemd with their sandbox"

@@ -33,6 +33,25 @@ class Module {
   // Slots, with or without a token present (C_GetSlotList).
   [[nodiscard]] std::vector<CK_SLOT_ID> slots(bool token_present) const;
 
+  // C_Finalize, then C_Initialize again: a module such as SoftHSM2 2.6.1 only shows a token
+  // another process initialised after this. Every session of the module is gone afterwards,
+  // so the caller must hold none. Throws CallError when C_Initialize fails.
+  void reinitialize();
+
+  // What C_WaitForSlotEvent answered.
+  enum class SlotEvent {
+    event,          // something happened in `slot`
+    no_event,       // CKF_DONT_BLOCK and nothing happened (CKR_NO_EVENT)
+    not_supported,  // CKR_FUNCTION_NOT_SUPPORTED (SoftHSM2 2.6.1 when blocking)
+  };
+  struct SlotEventResult {
+    SlotEvent what = SlotEvent::no_event;
+    CK_SLOT_ID slot = 0;
+  };
+  // C_WaitForSlotEvent: blocks until a slot event unless `block` is false (CKF_DONT_BLOCK).
+  // Other answers throw CallError (CKR_CRYPTOKI_NOT_INITIALIZED once C_Finalize ended a wait).
+  [[nodiscard]] SlotEventResult wait_for_slot_event(bool block) const;
+
   // The compiled-in default: p11-kit's proxy module.
   static std::string default_path();
 
