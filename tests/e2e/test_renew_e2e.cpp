@@ -230,3 +230,28 @@ TEST_CASE("renew when the order ends before a new certificate would: exit 5 and 
   CHECK(lower(find_object(objects, private_key, pair_label)->field("ID")) != old_id);
 }
 
+
+TEST_CASE("a key that logs in at every signature (CKA_ALWAYS_AUTHENTICATE): --sign-pin-source in provision and renew; a wrong one is exit 3, never retried") {
+  CertCentralSim sim(short_lived);
+  Workspace ws;
+  const std::string token = std::string("pkcs11:token=") + token_label;
+  auto made = ws.agent(sim, {"--json", "keygen", "--token", token, "--pin-source", "file:" + ws.path("pin"), "--key-type", "ec:p256",
+                             "--label", pair_label, "--always-authenticate"});
+  REQUIRE_MESSAGE(made.exit_code == 0, made.err);
+  const std::string key_uri = json::parse(made.out)["uri"].get<std::string>();
+  Provision p = quick_job(pair_label);
+  p.key_type.clear();
+  const std::string wrong = ws.write("wrong-sign-pin", "000000");
+  p.extra = {"--key", key_uri, "--sign-pin-source", "file:" + wrong};
+  auto refused = ws.provision(sim, p);
+  CHECK(refused.exit_code == 3);
+  CHECK(refused.err.find("CKR_PIN_INCORRECT") != std::string::npos);
+  CHECK(refused.err.find("not retried") != std::string::npos);
+  p.extra = {"--key", key_uri, "--sign-pin-source", "file:" + ws.path("pin")};
+  auto provisioned = ws.provision(sim, p);
+  REQUIRE_MESSAGE(provisioned.exit_code == 0, provisioned.err);
+
+  auto renewed = renew(ws, sim, {"--sign-pin-source", "file:" + ws.path("pin")});
+  REQUIRE_MESSAGE(renewed.exit_code == 0, renewed.err);
+  CHECK(only_certificate(renewed)["state"] == "MONITORING");
+}
