@@ -3,8 +3,9 @@
 # system, booted with systemd-nspawn. Inside, with the units' whole sandbox:
 #   - qscd-agent-watch.service does not start before /etc/qscd-agent/pin and api-key exist
 #     (condition, not a failure);
-#   - qscd-agent-renew.service, with a drop-in that runs `tokens` and `jobs` in place of
-#     `renew --all --no-wait` (which comes with the daemon issue): the PIN arrives through
+#   - qscd-agent-renew.service, with a drop-in that runs `tokens`, then the unit's own
+#     `renew --all --no-wait` (with --json; the token holds no certificate, so nothing is due and
+#     the CA is not asked), then `jobs`: the PIN arrives through
 #     LoadCredential (the token is logged in), the SoftHSM2 token is listed through p11-kit's
 #     proxy as the qscd-agent user, and the journal is made in StateDirectory /var/lib/qscd-agent;
 #   - qscd-agent-watch.service, configured (a drop-in gives it the SoftHSM2 store), is active once
@@ -50,6 +51,7 @@ cat >"$root/etc/systemd/system/qscd-agent-renew.service.d/test.conf" <<EOF2
 [Service]
 ExecStart=
 ExecStart=/usr/bin/qscd-agent --json tokens --pin-source file:\${CREDENTIALS_DIRECTORY}/pin --api-key-source file:\${CREDENTIALS_DIRECTORY}/api-key
+ExecStart=/usr/bin/qscd-agent --json renew --all --no-wait --pin-source file:\${CREDENTIALS_DIRECTORY}/pin --api-key-source file:\${CREDENTIALS_DIRECTORY}/api-key
 ExecStart=/usr/bin/qscd-agent jobs
 Environment=SOFTHSM2_CONF=$test_dir/softhsm2.conf
 ReadWritePaths=$test_dir/tokens
@@ -105,10 +107,12 @@ r=$root$test_dir
 echo "== watch, unconfigured"; cat "$r/watch-unconfigured"
 grep -qx 'ConditionResult=no' "$r/watch-unconfigured" && grep -qx 'Result=success' "$r/watch-unconfigured" \
   || fail "qscd-agent-watch.service started, or failed, before the PIN and API key were there"
-echo "== renew (tokens, jobs in its place)"; cat "$r/renew-log"
+echo "== renew (tokens, renew, jobs)"; cat "$r/renew-log"
 [ "$(cat "$r/renew-rc")" = 0 ] || fail "qscd-agent-renew.service failed"
 grep -q '"label": "service1"' "$r/renew-log" || fail "the service did not list the SoftHSM2 token"
 grep -q '"logged_in": true' "$r/renew-log" || fail "the PIN from LoadCredential did not log in"
+grep -q '"dry_run": false' "$r/renew-log" && grep -q '"due": 0' "$r/renew-log" \
+  || fail "renew --all --no-wait did not run in the renew unit's sandbox"
 echo "== state"; cat "$r/state"
 grep -q ' journal.sqlite$' "$r/state" || fail "no journal in /var/lib/qscd-agent"
 tail -1 "$r/state" | grep -qx 'qscd-agent 700' || fail "/var/lib/qscd-agent is not qscd-agent's, mode 700"
