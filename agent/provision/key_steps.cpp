@@ -76,7 +76,15 @@ StepResult TokenRun::generate(const Job& job) {
     request.type = *inputs_.key_type;
     request.label = job.key.key_label;
     if (!job.key_id_hex.empty()) request.id = p11::parse_hex_id(job.key_id_hex);
-    say("generating a " + request.type.name() + " key pair on the token");
+    if (job.renewal) {
+      // The new key keeps the old one's CKA_ALWAYS_AUTHENTICATE: a seal key that asked for its
+      // PIN at each signature does so after renewal too.
+      p11::AttributeTemplate old_key;
+      old_key.object_class(CKO_PRIVATE_KEY).token(true).id(p11::parse_hex_id(job.renewal->key_id_hex));
+      const auto old_keys = session_.find(old_key);
+      if (!old_keys.empty()) request.always_authenticate = p11::describe_key(session_, old_keys.front()).always_authenticate;
+    }
+    say("generating a " + request.type.name() + (request.always_authenticate ? " key pair (always authenticate)" : " key pair") + " on the token");
     p11::KeyPair pair = p11::generate_key_pair(session_, request);
     test_crash_point("GENERATING_KEY_PAIR:generated");
     key = pair.private_key;

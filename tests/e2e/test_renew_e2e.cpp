@@ -254,4 +254,7 @@ TEST_CASE("a key that logs in at every signature (CKA_ALWAYS_AUTHENTICATE): --si
   auto renewed = renew(ws, sim, {"--sign-pin-source", "file:" + ws.path("pin")});
   REQUIRE_MESSAGE(renewed.exit_code == 0, renewed.err);
   CHECK(only_certificate(renewed)["state"] == "MONITORING");
+  // The new key asks for its PIN at each signature, as the old one did.
+  const std::string listing = ws.listing();
+  CHECK_MESSAGE(listing.find("always authenticate") != std::string::npos, listing);
 }
