@@ -5,7 +5,10 @@
 
 namespace qscd::p11 {
 
-const char* pin_name(CK_USER_TYPE user) noexcept { return user == CKU_SO ? "SO PIN" : "user PIN"; }
+const char* pin_name(CK_USER_TYPE user) noexcept {
+  if (user == CKU_SO) return "SO PIN";
+  return user == CKU_CONTEXT_SPECIFIC ? "signature PIN (the key's own login)" : "user PIN";
+}
 
 namespace {
 

@@ -247,6 +247,7 @@ TEST_CASE("a key that logs in at every signature (CKA_ALWAYS_AUTHENTICATE): --si
   CHECK(refused.exit_code == 3);
   CHECK(refused.err.find("CKR_PIN_INCORRECT") != std::string::npos);
   CHECK(refused.err.find("not retried") != std::string::npos);
+  CHECK(refused.err.find("the signature PIN") != std::string::npos);
   p.extra = {"--key", key_uri, "--sign-pin-source", "file:" + ws.path("pin")};
   auto provisioned = ws.provision(sim, p);
   REQUIRE_MESSAGE(provisioned.exit_code == 0, provisioned.err);
