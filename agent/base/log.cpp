@@ -5,6 +5,12 @@
 
 namespace qscd::agent {
 
+std::string single_line(std::string text) {
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  for (std::size_t at = text.find('\n'); at != std::string::npos; at = text.find('\n', at)) text.replace(at, 1, "; ");
+  return text;
+}
+
 void Log::write(std::string_view prefix, std::string_view message) const {
   std::string line;
   line.reserve(prefix.size() + message.size() + 16);

@@ -1,9 +1,14 @@
 #pragma once
 // Log and progress lines, always on stderr so stdout stays one document.
 // Never pass a secret here: api::SecretBytes has no conversion to text on purpose.
+#include <string>
 #include <string_view>
 
 namespace qscd::agent {
+
+// A message with several lines (a list of candidates) joined with "; ": one journald line per
+// event for the daemon.
+std::string single_line(std::string text);
 
 enum class LogLevel { quiet = 0, normal = 1, verbose = 2, trace = 3 };
 

@@ -1,12 +1,8 @@
 #include "watch/daemon.hpp"
 
 #include <poll.h>
-#include <signal.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <map>
 #include <optional>
 #include <random>
@@ -18,10 +14,11 @@
 #include "base/errors.hpp"
 #include "journal/journal.hpp"
 #include "qscd/pkcs11/attributes.hpp"
-#include "qscd/pkcs11/error.hpp"
 #include "qscd/pkcs11/session.hpp"
 #include "renew/renewer.hpp"
 #include "watch/notify.hpp"
+#include "watch/schedule.hpp"
+#include "watch/signals.hpp"
 #include "watch/token_watch.hpp"
 
 namespace qscd::agent {
@@ -31,79 +28,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::seconds;
 
-// One journald line per event: a message with several lines (a list of candidates) is joined.
-std::string one_line(std::string text) {
-  while (!text.empty() && text.back() == '\n') text.pop_back();
-  for (std::size_t at = text.find('\n'); at != std::string::npos; at = text.find('\n', at)) text.replace(at, 1, "; ");
-  return text;
-}
-
 std::string describe(const p11::TokenInfo& token) { return "token '" + token.label + "' (serial " + token.serial + ")"; }
-
-// The module's answers that mean the token went away under a running job.
-bool token_went_away(const std::exception_ptr& error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const p11::CallError& e) {
-    switch (e.rv()) {
-      case CKR_DEVICE_REMOVED:
-      case CKR_TOKEN_NOT_PRESENT:
-      case CKR_TOKEN_NOT_RECOGNIZED:
-      case CKR_SLOT_ID_INVALID:
-      case CKR_SESSION_HANDLE_INVALID:
-      case CKR_SESSION_CLOSED:
-      case CKR_DEVICE_ERROR:
-        return true;
-      default:
-        return false;
-    }
-  } catch (const p11::NotFound&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
-
-// SIGTERM, SIGINT and SIGHUP, blocked and read from a signalfd: nothing runs in a handler. Blocked
-// before any thread starts, so every thread of the process leaves them to this one.
-class Signals {
- public:
-  Signals() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGTERM);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGHUP);
-    if (::pthread_sigmask(SIG_BLOCK, &set_, &old_) != 0) throw std::runtime_error("cannot block SIGTERM/SIGINT/SIGHUP");
-    fd_ = ::signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (fd_ < 0) throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
-  }
-  ~Signals() {
-    ::close(fd_);
-    ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  Signals(const Signals&) = delete;
-  Signals& operator=(const Signals&) = delete;
-
-  [[nodiscard]] int fd() const { return fd_; }
-  // The signals that arrived, in order; none when none did.
-  std::vector<int> read() const {
-    std::vector<int> got;
-    signalfd_siginfo info{};
-    while (::read(fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) got.push_back(static_cast<int>(info.ssi_signo));
-    return got;
-  }
-
- private:
-  sigset_t set_{};
-  sigset_t old_{};
-  int fd_ = -1;
-};
-
-struct PendingJob {
-  std::string serial;
-  Clock::time_point due;
-  seconds backoff{0};  // after a failed attempt: the delay before the next one
-};
 
 class Daemon {
  public:
@@ -193,9 +118,9 @@ class Daemon {
     return services;
   }
 
-  void say(const std::string& message) const { host_.log.progress("watch: " + one_line(message)); }
-  void warn(const std::string& message) const { host_.log.warn("watch: " + one_line(message)); }
-  void error(const std::string& message) const { host_.log.error("watch: " + one_line(message)); }
+  void say(const std::string& message) const { host_.log.progress("watch: " + single_line(message)); }
+  void warn(const std::string& message) const { host_.log.warn("watch: " + single_line(message)); }
+  void error(const std::string& message) const { host_.log.error("watch: " + single_line(message)); }
 
   std::string status() const {
     std::string text = "watching " + std::to_string(watch_.present().size()) + " token(s)";
@@ -524,11 +449,7 @@ class Daemon {
   }
 
   void schedule_renewal_check() {
-    const seconds every = host_.config().renew_check_every;
-    // Up to a tenth of the period (at most an hour) later, so a fleet does not ask the CA at once.
-    const auto spread = std::min<std::int64_t>(every.count() / 10, 3600);
-    std::uniform_int_distribution<std::int64_t> jitter(0, std::max<std::int64_t>(spread, 0));
-    const seconds delay = every + seconds(jitter(random_));
+    const seconds delay = renewal_check_delay(host_.config().renew_check_every, random_);
     next_check_ = Clock::now() + delay;
     host_.log.info("watch: next renewal check in " + format_duration(delay));
   }

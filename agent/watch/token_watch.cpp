@@ -103,4 +103,27 @@ TokenChanges TokenWatch::look() {
   return changes;
 }
 
+bool token_went_away(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const p11::CallError& e) {
+    switch (e.rv()) {
+      case CKR_DEVICE_REMOVED:
+      case CKR_TOKEN_NOT_PRESENT:
+      case CKR_TOKEN_NOT_RECOGNIZED:
+      case CKR_SLOT_ID_INVALID:
+      case CKR_SESSION_HANDLE_INVALID:
+      case CKR_SESSION_CLOSED:
+      case CKR_DEVICE_ERROR:
+        return true;
+      default:
+        return false;
+    }
+  } catch (const p11::NotFound&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
 }  // namespace qscd::agent

@@ -4,6 +4,7 @@
 // with the module finalised and initialised again before each look (SoftHSM2 2.6.1 answers a
 // blocking C_WaitForSlotEvent with CKR_FUNCTION_NOT_SUPPORTED and shows a token another process
 // initialised only after a re-initialisation). Tokens are told apart by serial.
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -20,6 +21,10 @@ enum class SlotEvents {
   module_events,  // C_WaitForSlotEvent blocks on a thread and wakes the loop
   polling,        // C_GetSlotList every poll, the module re-initialised before each
 };
+
+// The module's answers that mean the token went away under a running job (removed, not
+// recognised, its slot or session gone, a device error), and NotFound for a token no longer listed.
+bool token_went_away(const std::exception_ptr& error);
 
 // What changed since the last look.
 struct TokenChanges {

@@ -8,9 +8,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <random>
+#include <set>
+
+#include "base/log.hpp"
 #include "hooks/post_install.hpp"
 #include "renew/due.hpp"
 #include "scratch_dir.hpp"
+#include "watch/schedule.hpp"
 
 using namespace qscd::agent;
 using std::chrono::hours;
@@ -127,4 +132,25 @@ TEST_CASE("post-install hook: the job's facts in a clean environment, output to 
     CHECK(gone);
   }
   unsetenv("QSCD_TEST_SECRET_IN_AGENT_ENV");
+}
+
+TEST_CASE("watch: the renewal check comes every check_every plus up to a tenth of it, at most an hour, of jitter") {
+  std::mt19937_64 random(42);
+  std::set<std::int64_t> seen;
+  for (int i = 0; i < 200; ++i) {
+    const auto daily = renewal_check_delay(std::chrono::seconds(86400), random).count();
+    CHECK(daily >= 86400);
+    CHECK(daily <= 86400 + 3600);
+    seen.insert(daily);
+    const auto hourly = renewal_check_delay(std::chrono::seconds(3600), random).count();
+    CHECK(hourly >= 3600);
+    CHECK(hourly <= 3960);
+  }
+  CHECK(seen.size() > 100);  // spread, not a fixed offset
+  CHECK(renewal_check_delay(std::chrono::seconds(5), random).count() == 5);
+}
+
+TEST_CASE("log: a message of several lines is one journald line") {
+  CHECK(single_line("candidates:\n  a\n  b\n") == "candidates:;   a;   b");
+  CHECK(single_line("one") == "one");
 }
