@@ -144,6 +144,7 @@ struct Renewer::State {
     }
     plan.order_id = to_order_number(order->id, "order id");
     plan.order_valid_till = order->order_valid_till;
+    plan.product = order->product_name_id;
     const auto lifetime = std::chrono::duration_cast<seconds>(pair.not_after - pair.not_before);
     const auto valid_till = parse_valid_till(order->order_valid_till);
     if (!valid_till) throw CaError("order " + order->id + " has order_valid_till '" + order->order_valid_till + "', which is not a date");
@@ -224,6 +225,7 @@ std::vector<RenewalPlan> Renewer::plan(const p11::TokenInfo& token) {
     plan.cert_serial = pair.serial;
     plan.subject = subject_line(X509_get_subject_name(pair.certificate.get()));
     plan.not_after = iso_utc(pair.not_after);
+    plan.key_type = pair.key_type;
     const DueVerdict verdict = renewal_due(pair.not_before, pair.not_after, now, s.options.within_days);
     plan.days_left = verdict.days_left;
     plan.window_days = verdict.window_days;
@@ -381,23 +383,18 @@ std::vector<RenewalOutcome> Renewer::run(const p11::TokenInfo& token) {
     Journal journal = s.journal();
     const std::vector<Job> jobs = journal.list();
     const std::optional<Job> installer = job_that_installed(jobs, token.serial, plan.cert_serial);
-    p11::Session session(s.services.tokens.module(), token.slot, p11::Session::Access::read_only);
-    p11::login(session, CKU_USER, s.pin.bytes(), s.options.token.login_options());
-    const std::optional<TokenPair> old = find_pair(session, plan.key_id_hex, plan.cert_serial);
-    if (!old) throw TokenError("token '" + token.label + "': the certificate with serial " + plan.cert_serial + " went away");
+    // What the plan read from the token (under its login) and from the order: no second login,
+    // no second order lookup. The TokenRun's own steps check the old pair is still there.
     NewJob fresh;
     fresh.key = JobKey{token.serial, plan.key_label, installer ? installer->key.profile : std::string("generic"),
-                       installer ? installer->key.product : std::string(), plan.cert_serial};
-    if (fresh.key.product.empty()) {
-      api::Client client = make_api_client(s.services.ca, s.api_key);
-      fresh.key.product = client.order_info(std::to_string(plan.order_id.value_or(0))).value_or_throw().product_name_id;
-    }
+                       installer ? installer->key.product : plan.product, plan.cert_serial};
+    if (fresh.key.product.empty()) throw std::logic_error("a due renewal's plan knows its order's product");
     fresh.token_model = token.model;
     fresh.token_manufacturer = token.manufacturer;
     fresh.initial_state = s.options.reuse_key ? JobState::have_key_pair : JobState::need_key_pair;
-    fresh.key_id_hex = s.options.reuse_key ? old->id_hex : random_id_hex();
-    fresh.renewal = RenewalOf{old->id_hex, plan.order_id,
-                              plan.action == RenewalAction::new_order ? RenewalPath::new_order : RenewalPath::reissue, old->key_type};
+    fresh.key_id_hex = s.options.reuse_key ? plan.key_id_hex : random_id_hex();
+    fresh.renewal = RenewalOf{plan.key_id_hex, plan.order_id,
+                              plan.action == RenewalAction::new_order ? RenewalPath::new_order : RenewalPath::reissue, plan.key_type};
     bool created = false;
     const Job job = journal.find_or_create(fresh, &created);
     {

@@ -51,6 +51,7 @@ struct RenewalPlan {
   std::string token_serial;
   std::string key_label;
   std::string key_id_hex;
+  std::string key_type;      // the old key's ("ec:p256"): the new pair's
   std::string key_uri;
   std::string cert_serial;   // hex
   std::string subject;       // one line
@@ -62,6 +63,7 @@ struct RenewalPlan {
   RenewalAction action = RenewalAction::none;
   std::optional<std::int64_t> order_id;  // the certificate's order, when known
   std::string order_valid_till;
+  std::string product;       // the order's product name id, when the order was looked at
   std::optional<std::int64_t> job_id;    // RenewalAction::resume
   std::string detail;        // what renewal would do, for people
 };
