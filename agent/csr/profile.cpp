@@ -169,7 +169,9 @@ Subject subject_from_input(Profile profile, const SubjectInput& input, std::vect
     const auto found = given.find(name);
     return found == given.end() ? nullptr : &found->second;
   };
-  for (const auto& [name, value] : input) {
+  for (const auto& entry : input) {
+    const std::string& name = entry.first;  // not a structured binding: clang 14 cannot capture one
+    const std::string& value = entry.second;
     const bool known = std::any_of(fields.begin(), fields.end(), [&name](const Field& f) { return f.name == name; });
     if (!known) {
       throw UsageError("subject field " + name,

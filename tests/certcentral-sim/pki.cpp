@@ -231,7 +231,9 @@ bool csr_self_signed(X509_REQ* req) {
 std::string zip_store(const std::vector<std::pair<std::string, std::string>>& files) {
   std::string out;
   std::string central;
-  for (const auto& [name, data] : files) {
+  for (const auto& file : files) {
+    const std::string& name = file.first;  // not a structured binding: clang 14 cannot capture one
+    const std::string& data = file.second;
     const std::size_t offset = out.size();
     const std::uint32_t crc = crc32(data);
     auto header = [&](std::string& to, bool in_central) {

@@ -100,12 +100,14 @@ TEST_CASE("every key type: generated on the token with the attributes of the con
     ObjectHandle priv = pair.private_key;
     ObjectHandle pub = pair.public_key;
 
-    for (auto [attribute, expected] : std::initializer_list<std::pair<CK_ATTRIBUTE_TYPE, bool>>{
+    // A pair, not a structured binding: CAPTURE is a lambda, and clang 14 cannot capture a binding.
+    for (const auto& check : std::initializer_list<std::pair<CK_ATTRIBUTE_TYPE, bool>>{
              {CKA_TOKEN, true}, {CKA_PRIVATE, true}, {CKA_SENSITIVE, true}, {CKA_EXTRACTABLE, false},
              {CKA_SIGN, true}, {CKA_DECRYPT, false}, {CKA_UNWRAP, false}, {CKA_DERIVE, false},
              {CKA_NEVER_EXTRACTABLE, true}, {CKA_ALWAYS_SENSITIVE, true}, {CKA_LOCAL, true}}) {
+      const CK_ATTRIBUTE_TYPE attribute = check.first;
       CAPTURE(attribute);
-      CHECK(session.flag(priv, attribute) == expected);
+      CHECK(session.flag(priv, attribute) == check.second);
     }
     CHECK(session.flag(pub, CKA_VERIFY) == true);
     CHECK(session.flag(pub, CKA_ENCRYPT) == false);
