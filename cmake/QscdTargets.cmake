@@ -25,13 +25,19 @@ function(qscd_target_warnings target)
   endif()
 endfunction()
 
-# ASan + UBSan when QSCD_SANITIZE is on.
+# ASan + UBSan when QSCD_SANITIZE is on; QSCD_FUZZ (clang only) adds libFuzzer's coverage
+# instrumentation to every target, so the fuzz targets in tests/fuzz see our code's branches.
 function(qscd_target_sanitizers target)
+  if(QSCD_FUZZ)
+    target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link)
+  endif()
   if(QSCD_SANITIZE)
     target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
     target_compile_definitions(${target} PRIVATE QSCD_SANITIZE=1)
     # GCC 12 to 14 warn falsely in libstdc++'s std::regex when ASan instruments it (GCC bug 105616).
-    target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized)
+    if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+      target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized)
+    endif()
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
   endif()
 endfunction()
