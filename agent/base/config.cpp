@@ -7,6 +7,7 @@
 
 #include "base/duration.hpp"
 #include "base/errors.hpp"
+#include "base/toml_text.hpp"
 
 namespace qscd::agent {
 
@@ -35,6 +36,7 @@ std::string rule_string(const toml::table& rule, std::string_view key, std::size
 }  // namespace
 
 Config parse_config(std::string_view text, const std::string& origin) {
+  check_toml_text(text, origin);  // what toml++ 3.3.0 must not see (base/toml_text.hpp)
   toml::table table;
   try {
     table = toml::parse(text, origin);

@@ -6,10 +6,7 @@
 
 namespace qscd::agent {
 
-namespace {
-
-// The length of the UTF-8 sequence at `at`, or 0 when it is not a valid one (RFC 3629).
-std::size_t sequence_length(std::string_view text, std::size_t at) {
+std::size_t utf8_sequence_length(std::string_view text, std::size_t at) {
   const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
   const unsigned char lead = byte(at);
   if (lead < 0x80) return 1;
@@ -36,15 +33,13 @@ std::size_t sequence_length(std::string_view text, std::size_t at) {
   return length;
 }
 
-}  // namespace
-
 void require_utf8_text(std::string_view value, std::string_view field, std::string_view what) {
   for (std::size_t at = 0; at < value.size();) {
     if (value[at] == '\0') {
       throw UsageError(std::string(field), std::string(what) + " holds a NUL byte at byte " + std::to_string(at + 1) +
                                                "; PKCS#11 labels and PINs are UTF-8 text");
     }
-    const std::size_t length = sequence_length(value, at);
+    const std::size_t length = utf8_sequence_length(value, at);
     if (length == 0) {
       throw UsageError(std::string(field), std::string(what) + " is not UTF-8 (byte " + std::to_string(at + 1) +
                                                "); PKCS#11 labels and PINs are UTF-8 text");

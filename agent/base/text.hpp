@@ -1,9 +1,14 @@
 #pragma once
 // Text the agent hands to a token: PKCS#11 labels and PINs are UTF-8 (PKCS#11 3.0, 2.1), and a
 // NUL inside one is cut off by C code on the way.
+#include <cstddef>
 #include <string_view>
 
 namespace qscd::agent {
+
+// The length of the UTF-8 sequence at `text[at]`, or 0 when it is not a valid one (RFC 3629: no
+// overlong forms, no surrogates, nothing past U+10FFFF).
+std::size_t utf8_sequence_length(std::string_view text, std::size_t at);
 
 // Throws UsageError(field, ...) naming the first bad byte's position when `value` is not UTF-8
 // (no overlong forms, no surrogates, nothing past U+10FFFF) or holds a NUL byte. `what` names
