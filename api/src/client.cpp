@@ -1,4 +1,5 @@
 #include "qscd/api/client.hpp"
+#include "qscd/api/answers.hpp"
 
 #include <openssl/crypto.h>
 
@@ -81,7 +82,77 @@ OrderInfo parse_order(const json& doc) {
   return out;
 }
 
+OrderList parse_order_list(const json& doc) {
+  OrderList list;
+  for (const auto& order : doc.at("orders")) list.orders.push_back(parse_order(order));
+  if (auto page = doc.find("page"); page != doc.end() && page->is_object()) {
+    list.total = page->value("total", 0);
+    list.limit = page->value("limit", 0);
+    list.offset = page->value("offset", 0);
+  } else {
+    list.total = static_cast<int>(list.orders.size());
+  }
+  return list;
+}
+
+std::vector<OrganizationInfo> parse_organizations(const json& doc) {
+  std::vector<OrganizationInfo> out;
+  for (const auto& org : doc.at("organizations")) {
+    OrganizationInfo info;
+    info.id = id_string(org.at("id"), "organizations[].id");
+    info.name = string_or_empty(org, "name");
+    info.status = string_or_empty(org, "status");
+    info.country = string_or_empty(org, "country");
+    info.raw = org;
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+// An answer in, as the transport would have handed it over.
+HttpResult http_result(const Answer& answer) {
+  HttpResult r;
+  r.status = answer.status;
+  r.content_type = answer.content_type;
+  r.body = answer.body;
+  r.attempts = 1;
+  return r;
+}
+
+template <class T, class ParseDoc>
+Outcome<T> read_json_answer(const Answer& answer, const char* what, ParseDoc parse_doc) {
+  return detail::interpret_answer<T>(what, http_result(answer), ClientOptions{}.max_body_bytes,
+                                     [&](const HttpResult& ok) -> Outcome<T> { return parse_doc(json::parse(ok.body)); });
+}
+
 }  // namespace
+
+Outcome<OrderInfo> read_order_info_answer(const Answer& answer) {
+  return read_json_answer<OrderInfo>(answer, "GET /order/certificate/{id}", [](const json& doc) { return parse_order(doc); });
+}
+
+Outcome<OrderList> read_order_list_answer(const Answer& answer) {
+  return read_json_answer<OrderList>(answer, "GET /order/certificate", [](const json& doc) { return parse_order_list(doc); });
+}
+
+Outcome<SubmitResult> read_submit_answer(const Answer& answer) {
+  return read_json_answer<SubmitResult>(answer, "POST /order/certificate/{product}", [](const json& doc) { return parse_submit(doc); });
+}
+
+Outcome<std::vector<OrganizationInfo>> read_organizations_answer(const Answer& answer) {
+  return read_json_answer<std::vector<OrganizationInfo>>(answer, "GET /organization",
+                                                         [](const json& doc) { return parse_organizations(doc); });
+}
+
+Outcome<std::string> read_download_answer(const Answer& answer) {
+  return detail::interpret_answer<std::string>("GET /certificate/{id}/download", http_result(answer), ClientOptions{}.max_body_bytes,
+                                               [](const HttpResult& ok) -> Outcome<std::string> { return ok.body; });
+}
+
+Outcome<Done> read_empty_answer(const Answer& answer) {
+  return detail::interpret_answer<Done>("PUT /request/{id}/status", http_result(answer), ClientOptions{}.max_body_bytes,
+                                        [](const HttpResult&) -> Outcome<Done> { return Done{}; });
+}
 
 struct Client::Impl : detail::Transport {
   using Transport::Transport;
@@ -140,18 +211,8 @@ Outcome<OrderList> Client::list_orders(const OrderFilter& filter) {
   if (filter.serial_number) add("filters[serial_number]", *filter.serial_number);
   if (filter.offset > 0) add("offset", std::to_string(filter.offset));
   if (filter.limit > 0) add("limit", std::to_string(filter.limit));
-  return impl_->json_call<OrderList>(Method::get, "/order/certificate" + query, nullptr, Repeat::safe, [](const json& doc) {
-    OrderList list;
-    for (const auto& order : doc.at("orders")) list.orders.push_back(parse_order(order));
-    if (auto page = doc.find("page"); page != doc.end() && page->is_object()) {
-      list.total = page->value("total", 0);
-      list.limit = page->value("limit", 0);
-      list.offset = page->value("offset", 0);
-    } else {
-      list.total = static_cast<int>(list.orders.size());
-    }
-    return list;
-  });
+  return impl_->json_call<OrderList>(Method::get, "/order/certificate" + query, nullptr, Repeat::safe,
+                                     [](const json& doc) { return parse_order_list(doc); });
 }
 
 Outcome<Done> Client::update_request_status(std::string_view request_id, RequestStatus status, std::string_view comment) {
@@ -202,19 +263,8 @@ Outcome<std::string> Client::download_order_certificate(std::string_view order_i
 }
 
 Outcome<std::vector<OrganizationInfo>> Client::list_organizations() {
-  return impl_->json_call<std::vector<OrganizationInfo>>(Method::get, "/organization", nullptr, Repeat::safe, [](const json& doc) {
-    std::vector<OrganizationInfo> out;
-    for (const auto& org : doc.at("organizations")) {
-      OrganizationInfo info;
-      info.id = id_string(org.at("id"), "organizations[].id");
-      info.name = string_or_empty(org, "name");
-      info.status = string_or_empty(org, "status");
-      info.country = string_or_empty(org, "country");
-      info.raw = org;
-      out.push_back(std::move(info));
-    }
-    return out;
-  });
+  return impl_->json_call<std::vector<OrganizationInfo>>(Method::get, "/organization", nullptr, Repeat::safe,
+                                                         [](const json& doc) { return parse_organizations(doc); });
 }
 
 Outcome<Done> Client::cancel_order(std::string_view order_id, std::string_view note) {

@@ -44,6 +44,46 @@ std::string string_or_empty(const nlohmann::json& parent, const char* key);
 // CertCentral's {"errors":[{"code","message"}]}; empty when the body is not that.
 std::vector<ApiError> parse_errors(const std::string& body);
 
+// Maps an HTTP answer onto the closed outcome set; `parse` reads a 2xx body. `what` names the
+// call in messages ("GET /order/certificate/1"). Pure: no I/O (qscd/api/answers.hpp uses it).
+template <class T, class Parse>
+Outcome<T> interpret_answer(const std::string& what, const HttpResult& r, std::size_t max_body_bytes, Parse parse) {
+  using nlohmann::json;
+  if (r.transport_error) {
+    return Unreachable{*r.transport_error + (r.attempts > 1 ? " (after " + std::to_string(r.attempts) + " attempts)" : "")};
+  }
+  if (r.too_large) {
+    return Malformed{"the answer to " + what + " is larger than " + std::to_string(max_body_bytes) + " bytes"};
+  }
+  if (r.status >= 200 && r.status < 300) {
+    try {
+      return parse(r);
+    } catch (const json::exception& e) {
+      std::string kind = r.content_type.empty() ? "" : " (" + r.content_type + ")";
+      return Malformed{"the answer to " + what + " is not the documented JSON" + kind + ": " + e.what()};
+    }
+  }
+  auto errors = parse_errors(r.body);
+  if (r.status >= 500) {
+    std::string reason = "HTTP " + std::to_string(r.status) + " for " + what;
+    if (r.attempts > 1) reason += " after " + std::to_string(r.attempts) + " attempts";
+    if (errors.empty()) {
+      reason += "; the body is not a JSON error" + (r.content_type.empty() ? std::string() : " (" + r.content_type + ")");
+    } else {
+      reason += ": " + errors.front().code + (errors.front().message.empty() ? "" : " (" + errors.front().message + ")");
+    }
+    return Unreachable{reason};
+  }
+  if (r.status >= 400) {
+    if (errors.empty() && !r.body.empty()) {
+      errors.push_back({"unparsed_error_body", "", "the error body is not CertCentral's JSON" +
+                                                        (r.content_type.empty() ? std::string() : " (" + r.content_type + ")")});
+    }
+    return Refused{r.status, std::move(errors)};
+  }
+  return Malformed{"unexpected HTTP " + std::to_string(r.status) + " for " + what};
+}
+
 class Transport {
  public:
   Transport(ClientOptions o, ApiKey k);
@@ -56,44 +96,10 @@ class Transport {
   // The same with a JSON body, its text wiped once sent (order bodies may hold card details).
   HttpResult call_json(Method method, const std::string& path, const nlohmann::json* body, Repeat repeat);
 
-  // Maps the HTTP answer onto the closed outcome set; `parse` reads a 2xx body.
+  // Maps the HTTP answer onto the closed outcome set (interpret_answer); `parse` reads a 2xx body.
   template <class T, class Parse>
   Outcome<T> interpret(Method method, const std::string& path, const HttpResult& r, Parse parse) {
-    using nlohmann::json;
-    std::string what = std::string(method_name(method)) + " " + path;
-    if (r.transport_error) {
-      return Unreachable{*r.transport_error + (r.attempts > 1 ? " (after " + std::to_string(r.attempts) + " attempts)" : "")};
-    }
-    if (r.too_large) {
-      return Malformed{"the answer to " + what + " is larger than " + std::to_string(options.max_body_bytes) + " bytes"};
-    }
-    if (r.status >= 200 && r.status < 300) {
-      try {
-        return parse(r);
-      } catch (const json::exception& e) {
-        std::string kind = r.content_type.empty() ? "" : " (" + r.content_type + ")";
-        return Malformed{"the answer to " + what + " is not the documented JSON" + kind + ": " + e.what()};
-      }
-    }
-    auto errors = parse_errors(r.body);
-    if (r.status >= 500) {
-      std::string reason = "HTTP " + std::to_string(r.status) + " for " + what;
-      if (r.attempts > 1) reason += " after " + std::to_string(r.attempts) + " attempts";
-      if (errors.empty()) {
-        reason += "; the body is not a JSON error" + (r.content_type.empty() ? std::string() : " (" + r.content_type + ")");
-      } else {
-        reason += ": " + errors.front().code + (errors.front().message.empty() ? "" : " (" + errors.front().message + ")");
-      }
-      return Unreachable{reason};
-    }
-    if (r.status >= 400) {
-      if (errors.empty() && !r.body.empty()) {
-        errors.push_back({"unparsed_error_body", "", "the error body is not CertCentral's JSON" +
-                                                          (r.content_type.empty() ? std::string() : " (" + r.content_type + ")")});
-      }
-      return Refused{r.status, std::move(errors)};
-    }
-    return Malformed{"unexpected HTTP " + std::to_string(r.status) + " for " + what};
+    return interpret_answer<T>(std::string(method_name(method)) + " " + path, r, options.max_body_bytes, parse);
   }
 
   template <class T, class Parse>
