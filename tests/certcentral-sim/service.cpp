@@ -165,6 +165,11 @@ std::int64_t steady_ms() {
 
 // ---- errors ----
 
+// JSON text of anything the sim writes (answers, audit lines, the state file). A request can
+// carry bytes that are not UTF-8 into it (a path, a query value, a CSR's subject), which
+// json::dump refuses by throwing, in the audit logger outside every route: they become U+FFFD.
+std::string dump_text(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 json errors(const std::string& code, const std::string& message) {
   return {{"errors", json::array({{{"code", code}, {"message", message}}})}};
 }
@@ -488,7 +493,7 @@ class Sim {
   void reply(httplib::Response& res, int status, json body) {
     res.status = status;
     rough_edges(body, status >= 200 && status < 300);
-    std::string text = body.dump();
+    std::string text = dump_text(body);
     if (options_.truncate_json_every > 0 && current_request_number % options_.truncate_json_every == 0) {
       text = text.substr(0, text.size() / 2);
     }
@@ -502,7 +507,7 @@ class Sim {
     if (!current_order_id.empty()) line["order_id"] = current_order_id;
     std::lock_guard lock(audit_mutex_);
     std::ofstream out(options_.state_dir / "audit.jsonl", std::ios::app);
-    out << line.dump() << '\n';
+    out << dump_text(line) << '\n';
   }
 
   // DIR/orders.jsonl: one line per change, the changed order with the certificates it changed and
@@ -559,7 +564,7 @@ class Sim {
                    {"next_request", state_["next_request"]},
                    {"next_certificate", state_["next_certificate"]}}}};
     std::ofstream out(options_.state_dir / "orders.jsonl", std::ios::app);
-    out << line.dump() << '\n';
+    out << dump_text(line) << '\n';
   }
 
   std::int64_t next_id(const char* counter) {

@@ -649,6 +649,22 @@ TEST_CASE("nothing a client sends makes the sim fail later: unknown routes, faul
   check_refused(again.get("/order/certificate/100002"), 404, "not_found|order");
 }
 
+TEST_CASE("a path that is not UTF-8 is answered and audited; the sim keeps answering (fuzz finding)") {
+  CertCentralSim sim;
+  Api api(sim);
+  // The audit line holds the path: json::dump threw on it in the logger and ended the process.
+  check_refused(api.get("/certificate/download/order/100\xf0\xf0" "001"), 404, "not_found|route");
+  auto filtered = api.get("/order/certificate?filters%5Bcommon_name%5D=%F0%F0");
+  REQUIRE(filtered);
+  CHECK_MESSAGE(filtered->status == 200, filtered->body);
+  CHECK(api.get("/organization")->status == 200);
+  bool replaced = false;  // the bytes that are not UTF-8 are logged as U+FFFD
+  for (const json& line : sim.audit()) {
+    replaced = replaced || line["path"].get<std::string>().find("/certificate/download/order/100\xef\xbf\xbd") != std::string::npos;
+  }
+  CHECK(replaced);
+}
+
 TEST_CASE("a wrong or missing key is a JSON 401, on known and unknown routes") {
   CertCentralSim sim;
   httplib::SSLClient client("127.0.0.1", sim.port());
