@@ -59,3 +59,36 @@ qscd_build() {
   fi
   cmake --build "$QSCD_BUILD" -j "$jobs" -- --no-print-directory >/dev/null
 }
+
+# The clang build (Debian's clang 14): ASan + UBSan on everything, toml++ compiled in, and the
+# libFuzzer targets of tests/fuzz (QSCD_FUZZ implies QSCD_SANITIZE). scripts/sanitize runs the
+# ctest suite in it, scripts/fuzz the fuzz targets: one build for both. Folder: $QSCD_BUILD-clang
+# (override with QSCD_CLANG_BUILD_DIR). Extra arguments go to `cmake --build` (e.g. --target x).
+QSCD_CLANG_BUILD=${QSCD_CLANG_BUILD_DIR:-$QSCD_BUILD-clang}
+
+qscd_clang_build() {
+  if ! command -v clang++-14 >/dev/null || ! dpkg-query -W -f='${Status}' libclang-rt-14-dev 2>/dev/null | grep -q "install ok installed"; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "qscd-agent: the sanitizer and fuzz build needs clang-14 and libclang-rt-14-dev (sudo apt-get install clang-14 libclang-rt-14-dev)" >&2
+      return 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends clang-14 libclang-rt-14-dev >/dev/null
+  fi
+  echo "Building the clang ASan/UBSan/fuzz build in $QSCD_CLANG_BUILD" >&2
+  if [ ! -f "$QSCD_CLANG_BUILD/CMakeCache.txt" ]; then
+    cmake -S "$QSCD_ROOT" -B "$QSCD_CLANG_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
+      -DQSCD_WERROR=ON -DQSCD_FUZZ=ON >/dev/null
+  fi
+  cmake --build "$QSCD_CLANG_BUILD" -j "$(nproc 2>/dev/null || echo 2)" "$@" -- --no-print-directory >/dev/null
+}
+
+# The sanitizers' settings for every run in the clang build: stop at the first report, leaks
+# checked at exit, third-party libraries' own leaks suppressed (tests/sanitizer/lsan.supp says
+# which and why).
+qscd_sanitizer_env() {
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$QSCD_ROOT/tests/sanitizer/lsan.supp:print_suppressions=0}
+}
