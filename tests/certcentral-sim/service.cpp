@@ -590,8 +590,18 @@ class Sim {
     return it == certificates.end() ? nullptr : &*it;
   }
 
-  static const ProductRule& rule_of(const json& order) { return *find_product(order["product"].get<std::string>()); }
-  static const Organization& org_of(const json& order) { return *find_org(order["org_id"].get<std::int64_t>()); }
+  // A stored order names a known product and organization (stored_order_ok); anything else is a
+  // failure inside the sim, answered as JSON 500 by route().
+  static const ProductRule& rule_of(const json& order) {
+    const ProductRule* rule = find_product(order["product"].get<std::string>());
+    if (rule == nullptr) throw std::runtime_error("a stored order with an unknown product");
+    return *rule;
+  }
+  static const Organization& org_of(const json& order) {
+    const Organization* org = find_org(order["org_id"].get<std::int64_t>());
+    if (org == nullptr) throw std::runtime_error("a stored order with an unknown organization");
+    return *org;
+  }
 
   void set_status(json& order, const std::string& status) {
     order["status"] = status;
