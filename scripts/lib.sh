@@ -78,8 +78,9 @@ qscd_clang_build() {
   fi
   echo "Building the clang ASan/UBSan/fuzz build in $QSCD_CLANG_BUILD" >&2
   if [ ! -f "$QSCD_CLANG_BUILD/CMakeCache.txt" ]; then
+    # -O1 and line tables only: what libFuzzer and ASan recommend, and a shorter build in CI.
     cmake -S "$QSCD_ROOT" -B "$QSCD_CLANG_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
-      -DQSCD_WERROR=ON -DQSCD_FUZZ=ON >/dev/null
+      -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" -DQSCD_WERROR=ON -DQSCD_FUZZ=ON >/dev/null
   fi
   cmake --build "$QSCD_CLANG_BUILD" -j "$(nproc 2>/dev/null || echo 2)" "$@" -- --no-print-directory >/dev/null
 }
