@@ -154,12 +154,16 @@ struct Fixture {
     if (mkdtemp(pattern.data()) == nullptr) finding("mkdtemp failed", "");
     dir = pattern;
     sim = std::make_unique<RunningSim>(dir);
-    std::atexit([] {
-      // The state folder is scratch; the fuzzer's own corpus holds what is worth keeping.
-      std::error_code ignored;
-      fs::remove_all(instance().dir, ignored);
-    });
   }
+  // At exit (libFuzzer ends with exit()): the state folder is scratch; the corpus holds what is
+  // worth keeping. A crash leaves it for the post-mortem.
+  ~Fixture() {
+    sim.reset();
+    std::error_code ignored;
+    fs::remove_all(dir, ignored);
+  }
+  Fixture(const Fixture&) = delete;
+  Fixture& operator=(const Fixture&) = delete;
 
   static Fixture& instance() {
     static Fixture fixture;
