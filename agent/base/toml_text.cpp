@@ -37,6 +37,7 @@ class Scanner {
           if (c == '\n') {
             mode_ = Mode::open;
             previous_ = '\n';
+            line_break();
           }
           step(1);
           break;
@@ -78,36 +79,67 @@ class Scanner {
     at_ += bytes;
   }
 
-  // A quote opens a string only where a token starts. Inside a bare token (a number, a date, a
-  // key: `x = 0"""é`, `a."é"`) toml++ reads on to the next whitespace or separator, testing each
-  // character, quotes included.
+  // A quote opens a string only where a token starts. After the `=` of a key, toml++ reads a bare
+  // value (a number, a date, `true`) on to the next whitespace, `,`, `]`, `}` or `#`, testing each
+  // character, quotes and `=` included (`x =0"""é`, `t = 00:0g="é"`); a key segment ends at any
+  // other character, but a quote straight after a dot is refused all the same (`a."é"`).
   static bool starts_token(unsigned char previous) {
     return previous == ' ' || previous == '\t' || previous == '\r' || previous == '\n' || previous == '=' ||
            previous == ',' || previous == '[' || previous == '{';
   }
+  static bool ends_value(unsigned char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',' || c == ']' || c == '}' || c == '#';
+  }
+
+  void line_break() {
+    if (array_depth_ == 0) value_position_ = false;  // the next line starts with a key
+  }
 
   void open(unsigned char c) {
-    const std::string_view rest = text_.substr(at_);
     const unsigned char previous = previous_;
     previous_ = c;
-    if ((c == '"' || c == '\'') && !starts_token(previous)) {
+    if (value_position_) {
+      if (in_value_ && !ends_value(c)) {
+        step(1);  // still the bare value: a quote here opens nothing
+        return;
+      }
+      in_value_ = false;
+      if (c == '"' || c == '\'' || c == '#') {
+        open_string_or_comment(c);
+        return;
+      }
+      if (c == '[') ++array_depth_;
+      if (c == ']' && array_depth_ > 0) --array_depth_;
+      if (c == '\n') line_break();
+      if (!ends_value(c) && c != '=' && c != '[' && c != '{') in_value_ = true;
       step(1);
+      return;
+    }
+    if (c == '=') {
+      value_position_ = true;
+    } else if ((c == '"' || c == '\'') && starts_token(previous)) {
+      open_string_or_comment(c);
+      return;
     } else if (c == '#') {
+      open_string_or_comment(c);
+      return;
+    }
+    step(1);
+  }
+
+  void open_string_or_comment(unsigned char c) {
+    const std::string_view rest = text_.substr(at_);
+    if (c == '#') {
       mode_ = Mode::comment;
       step(1);
     } else if (rest.starts_with("\"\"\"")) {
       mode_ = Mode::multi_basic;
       step(3);
-    } else if (rest.starts_with("'''")) {
+    } else if (rest.starts_with("\'\'\'")) {
       mode_ = Mode::multi_literal;
       step(3);
-    } else if (c == '"') {
-      mode_ = Mode::basic;
-      step(1);
-    } else if (c == '\'') {
-      mode_ = Mode::literal;
-      step(1);
     } else {
+      mode_ = c == '"' ? Mode::basic : Mode::literal;
       step(1);
     }
   }
@@ -150,6 +182,9 @@ class Scanner {
   const std::string& origin_;
   Mode mode_ = Mode::open;
   unsigned char previous_ = '\n';  // the last character seen in the open, or after a string its quote
+  bool value_position_ = false;  // after a key's `=`, up to the end of the line (of the array)
+  bool in_value_ = false;        // inside a bare value
+  int array_depth_ = 0;          // arrays opened after `=`: a line break inside one stays a value
   std::size_t at_ = 0;
   std::size_t line_ = 1;
   std::size_t column_ = 1;

@@ -20,6 +20,9 @@ TEST_CASE("TOML text: non-ASCII inside strings and comments passes") {
   CHECK_NOTHROW(check_toml_text("a = [\"x\", \"\xcf\xbb\"]\nb = { c = \"\xcf\xbb\" }\n", "s.toml"));
   CHECK_NOTHROW(check_toml_text("\xEF\xBB\xBF" "a = 1\n", "s.toml"));  // a byte order mark
   CHECK_NOTHROW(check_toml_text("a = \"\\\"\xcf\xbb\"\n", "s.toml"));   // an escaped quote does not end it
+  CHECK_NOTHROW(check_toml_text("a=\"\xc3\xa9\"\nb='\xc3\xa9'\n", "s.toml"));  // no spaces around =
+  CHECK_NOTHROW(check_toml_text("x = { b = \"\xc3\xa9\", c = 1 }\n", "s.toml"));
+  CHECK_NOTHROW(check_toml_text("subject = [\n  [\"CN\", \"Zo\xc3\xab\"],\n  [\"O\", \"Zo\xc3\xab\"],\n]\n", "s.toml"));
 }
 
 TEST_CASE("TOML text: what would reach toml++'s undefined behaviour is refused, naming line and column") {
@@ -29,7 +32,8 @@ TEST_CASE("TOML text: what would reach toml++'s undefined behaviour is refused, 
   CHECK_THROWS_AS(check_toml_text("x =0\"\"\"Soci\xc3\xa9t\xc3\xa9\"\"\"\n", "a.toml"), UsageError);
   for (const char* text : {"a = 1\xcf\xbb", "a = 1 \xc3\xa9", "\xcf\xbb = 1", "a.\xcf\xbb = 1", "a = \"x\"\xcf\xbb", "a = [1,\xcf\xbb]",
                            "a = \"\"\"\\\xcf\xbb\"\"\"", "a = \"\"\"a \\\n  \n \xcf\xbb\"\"\"", "a.\"\xcf\xbb\" = 1",
-                           "a = \"\"\"x\"\"\"\"\xcf\xbb"}) {
+                           "a = \"\"\"x\"\"\"\"\xcf\xbb", "t = 00:0g=\"n\xc3\xa9\"", "a = [\n 00:0g=\"\xc3\xa9\"]",
+                           "Jo.5o=00:0g=\"n\xc3\xa9\xc3\xa9 \\ue21\xc3\xa9\n~918:998 ]"}) {
     CAPTURE(text);
     CHECK_THROWS_AS(check_toml_text(text, "a.toml"), UsageError);
   }
