@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/stop.hpp"
 #include "cli/commands.hpp"
 #include "cli/context.hpp"
 #include "cli/exit_code.hpp"
@@ -30,6 +31,9 @@ int run(int argc, char** argv) {
   // A reader that went away (pinentry, a closed pipe on stdout) is an EPIPE
   // error to handle, not a signal that kills the agent; libcurl wants this too.
   std::signal(SIGPIPE, SIG_IGN);
+  // SIGINT/SIGTERM stop a run at its next safe point (base/stop.hpp); `watch` blocks them and
+  // reads them from its signalfd instead.
+  qscd::agent::install_stop_handlers();
   qscd::agent::Context context;
   auto& options = context.options;
 
@@ -70,16 +74,28 @@ int run(int argc, char** argv) {
     }
     return as_int(ExitCode::usage);
   } catch (...) {
-    const qscd::agent::Failure failure = qscd::agent::failure_for(std::current_exception());
+    qscd::agent::Failure failure = qscd::agent::failure_for(std::current_exception());
+    nlohmann::json error = nlohmann::json::object();
+    if (qscd::agent::stop_requested()) {
+      // Stopped before a job was saved (a PIN prompt, a check before the journal): nothing to continue.
+      failure = {ExitCode::failure, "stopped by " + qscd::agent::stop_signal_name() + " (" + failure.message +
+                                        "); nothing was saved: run the command again"};
+      error["stopped_by"] = qscd::agent::stop_signal_name();
+    }
     context.log.error(failure.message);
     if (options.json) {
-      nlohmann::json doc = {{"error", {{"exit_code", as_int(failure.code)}, {"message", failure.message}}}};
+      error["exit_code"] = as_int(failure.code);
+      error["message"] = failure.message;
+      nlohmann::json doc = {{"error", error}};
       std::cout << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
     }
     return as_int(failure.code);
   }
 
   const auto& result = context.result();
+  if (result && result->status == qscd::agent::CommandStatus::stopped) {
+    context.log.warn("stopped by " + qscd::agent::stop_signal_name() + "; run the same command again to continue");
+  }
   if (result) {
     if (options.json) {
       // Labels and subjects come from tokens and files: bytes that are not UTF-8 become U+FFFD.

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "base/errors.hpp"
+#include "base/stop.hpp"
 
 namespace qscd::agent {
 
@@ -58,8 +59,9 @@ api::SecretBytes read_line(int fd, std::string_view what, std::string_view origi
   api::SecretBytes secret;
   unsigned char byte = 0;
   for (;;) {
+    if (!wait_readable_unless_stopped(fd)) throw Stopped(std::string("while reading the ") + std::string(what));
     ssize_t n = ::read(fd, &byte, 1);
-    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n < 0) {
       throw UsageError(std::string(origin), std::string("cannot read the ") + std::string(what) + ": " + std::strerror(errno));
     }

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "base/errors.hpp"
+#include "base/stop.hpp"
 #include "qscd/pkcs11/module.hpp"
 
 namespace qscd::agent {
@@ -86,6 +87,8 @@ CaSettings Context::ca_settings() {
   }
   settings.pickup_path = loaded.api_pickup_path;
   if (log.level() >= LogLevel::trace) settings.trace = &log;
+  settings.progress = &log;
+  settings.cancelled = [] { return stop_requested(); };
   return settings;
 }
 

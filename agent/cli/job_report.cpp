@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/stop.hpp"
+
 namespace qscd::agent {
 
 namespace {
@@ -113,6 +115,9 @@ std::string run_stop_text(RunStop stop, const Job& job, std::string_view after_f
       return "  failed: " + job.last_error + std::string(after_failure) + "\n";
     case RunStop::waiting_on_person:
       return "  waiting: " + job.last_error + "\n";
+    case RunStop::stopped:
+      return "  stopped by " + stop_signal_name() + " in " + std::string(to_string(job.state)) +
+             "; the job is saved: run the same command again to continue\n";
     case RunStop::finished:
       break;
   }
@@ -127,6 +132,8 @@ CommandStatus command_status(RunStop stop, const Job& job) {
       return job.state == JobState::need_to_submit ? CommandStatus::failed_at_ca : CommandStatus::waiting_on_ca;
     case RunStop::waiting_on_person:
       return CommandStatus::waiting_on_person;
+    case RunStop::stopped:
+      return CommandStatus::stopped;
     case RunStop::failed:
       return CommandStatus::failed_at_ca;
   }
@@ -140,6 +147,7 @@ int severity(CommandStatus status) {
     case CommandStatus::done:
       return 0;
     case CommandStatus::waiting_on_ca:
+    case CommandStatus::stopped:
       return 1;
     default:
       return 2;

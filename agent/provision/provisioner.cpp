@@ -307,7 +307,7 @@ ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
   }
 
   const RunOptions run_options = job_run_options(run, !o.no_wait, o.timeout);
-  RunResult result = run_job(journal, job->id, steps, run_options);
+  const RunResult result = run_job_until_stopped(journal, job->id, steps, run_options);
   outcome.job = result.job;
   outcome.stop = result.stop;
   outcome.retry_after = result.retry_after;

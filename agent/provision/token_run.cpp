@@ -4,6 +4,7 @@
 #include <openssl/x509.h>
 
 #include "base/errors.hpp"
+#include "base/stop.hpp"
 #include "qscd/api/error.hpp"
 #include "qscd/pkcs11/attributes.hpp"
 #include "qscd/pkcs11/error.hpp"
@@ -95,6 +96,9 @@ RunOptions job_run_options(const TokenRun& run, bool wait, std::optional<std::ch
   RunOptions options;
   options.wait = wait;
   if (timeout) options.deadline = std::chrono::steady_clock::now() + *timeout;
+  // SIGINT/SIGTERM end a wait at once and the run between two steps (RunStop::stopped).
+  options.stop_requested = [] { return stop_requested(); };
+  options.sleep = [](seconds delay) { (void)sleep_unless_stopped(delay); };
   options.on_transition = [&run](const Job& now, const std::string& detail) {
     run.say(std::string(to_string(now.state)) + (detail.empty() ? "" : ": " + detail));
   };
@@ -105,6 +109,15 @@ RunOptions job_run_options(const TokenRun& run, bool wait, std::optional<std::ch
             std::to_string(delay.count()) + " s");
   };
   return options;
+}
+
+RunResult run_job_until_stopped(Journal& journal, std::int64_t id, const StepTable& steps, const RunOptions& options) {
+  try {
+    return run_job(journal, id, steps, options);
+  } catch (const std::exception&) {
+    if (!stop_requested()) throw;
+    return RunResult{journal.get(id), RunStop::stopped};
+  }
 }
 
 IssuanceExpectations TokenRun::expectations() const {

@@ -118,6 +118,10 @@ class TokenRun {
 // wait saying what it waits for; --no-wait and --timeout.
 RunOptions job_run_options(const TokenRun& run, bool wait, std::optional<std::chrono::seconds> timeout);
 
+// run_job, where a step that failed because a stop was asked for (a CertCentral call abandoned,
+// already rolled back by run_job) ends the run as RunStop::stopped with the job saved.
+RunResult run_job_until_stopped(Journal& journal, std::int64_t id, const StepTable& steps, const RunOptions& options);
+
 // The CN of a request's subject, empty when it has none.
 std::string common_name_of(const X509_REQ* request);
 // An id CertCentral answered with, as the journal stores it. Throws CaError when it is not a number.

@@ -309,7 +309,8 @@ RenewalOutcome Renewer::resume(const p11::TokenInfo& token, std::int64_t job_id)
   steps.on(JobState::retiring_old, [&run, &retire](const Job& now) { return retire_old_pair(run.session(), now, retire); });
 
   run.say("renewal job " + std::to_string(job.id) + " (" + job.key.display() + ") from " + std::string(to_string(job.state)));
-  const RunResult result = run_job(run.journal(), job.id, steps, job_run_options(run, !s.options.no_wait, s.options.timeout));
+  const RunResult result =
+      run_job_until_stopped(run.journal(), job.id, steps, job_run_options(run, !s.options.no_wait, s.options.timeout));
   if (const std::size_t removed = discard_failed_renewal_pair(run.session(), result.job); removed > 0) {
     run.say("renewal job " + std::to_string(job.id) + " failed: its new pair (id " + result.job.key_id_hex + ", " + std::to_string(removed) +
             " objects) removed; the old pair is untouched");

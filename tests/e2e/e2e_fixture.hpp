@@ -222,6 +222,11 @@ class Workspace {
   // qscd-agent with the global options first, then `args`; the API key and `env` in its environment.
   test::ProcessResult agent(const CertCentralSim& sim, const std::vector<std::string>& args,
                             const std::map<std::string, std::string>& env = {}) const {
+    return start_agent(sim, args, env)->wait();
+  }
+  // The same, started and left running (to signal it); `fd3` becomes its fd 3.
+  std::unique_ptr<test::RunningProcess> start_agent(const CertCentralSim& sim, const std::vector<std::string>& args,
+                                                    const std::map<std::string, std::string>& env = {}, int fd3 = -1) const {
     std::vector<std::string> full = {test::agent_binary(), "--config", config_file_, "--module", module_,
                                      "--state-dir", state_dir(), "--api-url", sim.url(), "--ca-file", sim.ca_file(),
                                      "--api-key-source", "env:CERTCENTRAL_API_KEY"};
@@ -229,13 +234,21 @@ class Workspace {
     std::map<std::string, std::string> merged = env_;
     merged["CERTCENTRAL_API_KEY"] = CertCentralSim::api_key;
     for (const auto& [name, value] : env) merged[name] = value;
-    return test::run_process(full, merged);
+    return test::start_process(full, merged, fd3);
   }
 
   // `--json provision ...` with the contract's flags; `crash_at` sets the test hook; `api_key`
   // replaces the key the simulator accepts.
   test::ProcessResult provision(const CertCentralSim& sim, const Provision& p, const std::string& crash_at = {},
                                 const std::string& api_key = {}) const {
+    std::map<std::string, std::string> env;
+    if (!crash_at.empty()) env["QSCD_AGENT_TEST_CRASH_AT"] = crash_at;
+    if (!api_key.empty()) env["CERTCENTRAL_API_KEY"] = api_key;
+    return agent(sim, provision_args(p), env);
+  }
+
+  // The arguments of `provision` above.
+  [[nodiscard]] std::vector<std::string> provision_args(const Provision& p) const {
     std::string order_file = write("order-" + p.label + ".json", p.order_body);
     std::vector<std::string> args = {"--json", "provision", "--token", std::string("pkcs11:token=") + token_label,
                                      "--pin-source", p.pin_source.empty() ? "file:" + pin_file_ : p.pin_source, "--profile", p.profile, "--product", p.product,
@@ -245,10 +258,7 @@ class Workspace {
     if (!p.key_type.empty()) args.insert(args.end(), {"--key-type", p.key_type, "--label", p.label});
     args.insert(args.end(), p.subject.begin(), p.subject.end());
     args.insert(args.end(), p.extra.begin(), p.extra.end());
-    std::map<std::string, std::string> env;
-    if (!crash_at.empty()) env["QSCD_AGENT_TEST_CRASH_AT"] = crash_at;
-    if (!api_key.empty()) env["CERTCENTRAL_API_KEY"] = api_key;
-    return agent(sim, args, env);
+    return args;
   }
 
   // `jobs show ID --json`: the job's evidence record.

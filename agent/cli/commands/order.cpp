@@ -10,6 +10,7 @@
 #include "ca/poll_schedule.hpp"
 #include "base/duration.hpp"
 #include "base/errors.hpp"
+#include "base/stop.hpp"
 #include "base/files.hpp"
 #include "base/secret.hpp"
 #include "qscd/api/csr.hpp"
@@ -164,7 +165,14 @@ void wait(Context& context, const WaitOptions& options) {
     const seconds next = std::min(schedule.next(waited), left);
     context.log.progress("order " + options.order_id + ": " + status + ", waited " + format_duration(waited) +
                          ", next look in " + format_duration(next) + " (" + look.detail + ")");
-    std::this_thread::sleep_for(next);
+    if (!sleep_unless_stopped(next)) {
+      // The order is CertCentral's to keep working on: the same command waits on.
+      CommandResult result{order_json(look.order), order_text(look.order), CommandStatus::stopped};
+      result.json["waited_seconds"] = waited.count();
+      result.json["stopped_by"] = stop_signal_name();
+      context.set_result(std::move(result));
+      return;
+    }
   }
 }
 

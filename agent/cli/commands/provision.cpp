@@ -6,6 +6,7 @@
 
 #include "base/duration.hpp"
 #include "base/errors.hpp"
+#include "base/stop.hpp"
 #include "cli/job_report.hpp"
 #include "cli/token_options.hpp"
 #include "provision/provisioner.hpp"
@@ -37,6 +38,7 @@ nlohmann::json outcome_json(const ProvisionOutcome& outcome) {
   out["key_uri"] = outcome.key_uri.empty() ? nlohmann::json(nullptr) : nlohmann::json(outcome.key_uri);
   if (!job.last_error.empty()) out["last_error"] = job.last_error;
   if (outcome.stop == RunStop::waiting_on_ca) out["next_look_seconds"] = outcome.retry_after.count();
+  if (outcome.stop == RunStop::stopped) out["stopped_by"] = stop_signal_name();
   return out;
 }
 

@@ -4,6 +4,7 @@
 
 #include "base/duration.hpp"
 #include "base/errors.hpp"
+#include "base/stop.hpp"
 #include "cli/job_report.hpp"
 #include "cli/registry.hpp"
 #include "cli/token_options.hpp"
@@ -51,6 +52,7 @@ nlohmann::json outcome_json(const RenewalOutcome& outcome) {
     out["new_certificate_serial"] = job.cert_serial.empty() ? nlohmann::json(nullptr) : nlohmann::json(job.cert_serial);
     if (!job.last_error.empty()) out["last_error"] = job.last_error;
     if (outcome.stop == RunStop::waiting_on_ca) out["next_look_seconds"] = outcome.retry_after.count();
+    if (outcome.stop == RunStop::stopped) out["stopped_by"] = stop_signal_name();
   }
   return out;
 }
