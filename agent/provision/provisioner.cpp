@@ -125,6 +125,7 @@ Provisioner::Provisioner(ProvisionServices services, ProvisionOptions options)
     if (!std::filesystem::is_regular_file(o.trust)) throw UsageError("--trust", o.trust + " is not a file");
     p.trust = o.trust;
   }
+  if (!o.expect.empty()) p.expect_seal = parse_expected_seal(o.expect, "--expect");
 
   if (o.attach_order.empty()) {
     p.order = order_request_from_file(o.product, o.order_file);
@@ -311,6 +312,7 @@ ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
   outcome.job = result.job;
   outcome.stop = result.stop;
   outcome.retry_after = result.retry_after;
+  outcome.checks = run.issuance_report();
   if (!result.job.key_id_hex.empty()) {
     outcome.key_uri = p11::object_uri(token, p11::parse_hex_id(result.job.key_id_hex), result.job.key.key_label);
   }

@@ -121,7 +121,10 @@ RunResult run_job_until_stopped(Journal& journal, std::int64_t id, const StepTab
 }
 
 IssuanceExpectations TokenRun::expectations() const {
-  return IssuanceExpectations::for_job(inputs_.profile, inputs_.product);
+  IssuanceExpectations expected = IssuanceExpectations::for_job(inputs_.profile, inputs_.product);
+  if (inputs_.order.provisioning_method == std::optional<std::string>("qscd")) expected.expect_at_least(SealLevel::qualified_qscd);
+  if (inputs_.expect_seal) expected.expect_at_least(*inputs_.expect_seal);
+  return expected;
 }
 
 StepTable TokenRun::steps() {

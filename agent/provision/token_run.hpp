@@ -13,6 +13,7 @@
 #include "ca/client_factory.hpp"
 #include "ca/order_flow.hpp"
 #include "ca/poll_schedule.hpp"
+#include "certs/seal_level.hpp"
 #include "certs/certbundle.hpp"
 #include "csr/profile.hpp"
 #include "journal/journal.hpp"
@@ -39,6 +40,7 @@ struct JobInputs {
   bool approve = false;
   PollSchedule schedule;
   std::optional<std::filesystem::path> trust;
+  std::optional<SealLevel> expect_seal;  // --expect
   p11::LoginOptions login;
   api::SecretBytes api_key;
   api::SecretBytes pin;
@@ -69,6 +71,9 @@ class TokenRun {
   void login(const std::optional<Job>& job);
 
   StepTable steps();
+  // The checks of the certificate this run took from CertCentral (unset when no step of this
+  // run checked one: the job was past that step already).
+  [[nodiscard]] const std::optional<IssuanceReport>& issuance_report() const { return issuance_report_; }
 
  private:
   // The TLS pre-warm: one authenticated GET (the organisation list) on a second thread while
@@ -109,6 +114,7 @@ class TokenRun {
     p11::ObjectHandle handle = CK_INVALID_HANDLE;
     ossl::EvpPkeyPtr public_key;
   };
+  std::optional<IssuanceReport> issuance_report_;
   std::optional<KnownKey> key_;  // the job's private key, once looked up or generated
   // Declared after client_: destroyed (joined) before the client it uses.
   std::future<api::Outcome<std::vector<api::OrganizationInfo>>> ca_check_;

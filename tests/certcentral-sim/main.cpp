@@ -44,6 +44,7 @@ struct Options {
   std::vector<std::string> reject_cn;
   bool wrong_key = false;
   bool foreign_chain = false;
+  std::string seal_level;  // --seal-level: every seal certificate at this level instead
   int issue_after_polls = 0;
   int issue_after_ms = 0;
   int validity_days = 0;  // 0: from the order (years/days), else this
@@ -936,6 +937,8 @@ class Sim {
       spec.usage = sim::Usage::server;
     } else {
       spec.usage = rule.provisioning.size() == 1 || order["provisioning_method"] == "qscd" ? sim::Usage::qualified_seal : sim::Usage::seal;
+      if (options_.seal_level == "qcp-l") spec.usage = sim::Usage::seal;
+      if (options_.seal_level == "none") spec.usage = sim::Usage::unqualified_seal;
     }
     spec.validity_days = validity_days(order);
     // Only a new order's certificate: the one a renewal test starts from. A reissue starts now.
@@ -1583,6 +1586,9 @@ int main(int argc, char** argv) {
   app.add_option("--reject-cn", options.reject_cn, "reject orders for this common name (repeatable)");
   app.add_flag("--wrong-key", options.wrong_key, "issue certificates for a different key than the CSR's");
   app.add_flag("--foreign-chain", options.foreign_chain, "issue from a CA under a root nobody trusts");
+  app.add_option("--seal-level", options.seal_level,
+                 "issue every seal certificate as qcp-l (QCP-l, no QcSSCD) or none (no policy, no qcStatements)")
+      ->check(CLI::IsMember({"qcp-l", "none"}));
   app.add_option("--issue-after-polls", options.issue_after_polls, "stay pending for N looks at the order");
   app.add_option("--issue-after-ms", options.issue_after_ms, "stay pending for at least this long");
   app.add_option("--validity-days", options.validity_days, "certificate validity in days (short for renewal tests)");

@@ -39,6 +39,7 @@ nlohmann::json outcome_json(const ProvisionOutcome& outcome) {
   if (!job.last_error.empty()) out["last_error"] = job.last_error;
   if (outcome.stop == RunStop::waiting_on_ca) out["next_look_seconds"] = outcome.retry_after.count();
   if (outcome.stop == RunStop::stopped) out["stopped_by"] = stop_signal_name();
+  if (outcome.checks) out["checks"] = outcome.checks->to_json();
   return out;
 }
 
@@ -138,6 +139,9 @@ void add_provision(CLI::App& app, Context& context) {
   command->add_option("--timeout", cli->timeout, "stop waiting after this long (exit 5), e.g. 30m");
   command->add_option("--poll-interval", cli->poll_interval, "the longest time between status checks while waiting (default: a schedule from 2 s growing to 5 min, 30 min after an hour, 1 h after a day)");
   command->add_option("--trust", o.trust, "trust anchors the certificate chain must lead to");
+  command->add_option("--expect", o.expect,
+                      "the least a seal certificate must be to be installed: qualified (a qualified e-seal on a QSCD, "
+                      "QCP-l-qscd) or advanced (QCP-l); the product's promise applies anyway");
   command->add_option("--job", cli->job, "continue this job (see `jobs`)");
   command->add_flag("--all", o.all, "every matching token at once, one worker per token");
   command->callback([cli, &context] { run(context, *cli); });
