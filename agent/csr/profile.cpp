@@ -15,6 +15,7 @@
 
 #include "csr/identifiers.hpp"
 #include "base/errors.hpp"
+#include "base/text.hpp"
 
 namespace qscd::agent::csr {
 
@@ -137,9 +138,16 @@ SubjectInput parse_subject_toml(std::string_view text, const std::string& origin
     }
     return input;
   }
+  std::vector<std::string_view> known;
+  for (const Field& field : profile_fields(profile)) known.push_back(field.name);
   for (const auto& [key, node] : table) {
+    const std::string line = key.source().begin.line > 0 ? origin + ":" + std::to_string(key.source().begin.line) : origin;
+    if (std::find(known.begin(), known.end(), key.str()) == known.end()) {
+      throw UsageError(line, std::string(key.str()) + ": is not a field of profile " + std::string(profile_name(profile)) + " (" +
+                                 joined(known) + ")" + did_you_mean(key.str(), known));
+    }
     if (!node.is_string()) {
-      throw UsageError(origin, std::string(key.str()) + ": must be a string (quote numbers: leading zeros count)");
+      throw UsageError(line, std::string(key.str()) + ": must be a string (quote numbers: leading zeros count)");
     }
     input.emplace_back(std::string(key.str()), node.value<std::string>().value());
   }

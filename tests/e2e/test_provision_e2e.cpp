@@ -302,7 +302,15 @@ TEST_CASE("bad input is refused before anything changes: exit 2 (or 3 for a wron
     server.order_body = R"({"certificat": {}})";
     auto run = ws.provision(sim, server);
     CHECK_MESSAGE(run.exit_code == 2, run.err);
-    CHECK(run.err.find("certificat: is not a field of the order body") != std::string::npos);
+    CHECK(run.err.find(".json:1: certificat: is not a field of the order body; did you mean certificate?") != std::string::npos);
+  }
+  SUBCASE("a misspelt certificate field, on its own line") {
+    server.key_type = "rsa:2048";
+    server.order_body = "{\"organization\": {\"id\": 112233},\n \"certificate\": {\n  \"signature_hash\": \"sha256\",\n  \"commmon_name\": \"x\"}}";
+    auto run = ws.provision(sim, server);
+    CHECK_MESSAGE(run.exit_code == 2, run.err);
+    CHECK(run.err.find(".json:4: certificate.commmon_name: is not a field of the certificate; did you mean common_name?") !=
+          std::string::npos);
   }
   SUBCASE("a PIN file others may read") {
     server.key_type = "rsa:2048";
