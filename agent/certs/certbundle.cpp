@@ -460,7 +460,11 @@ std::string to_pem(X509* certificate) {
 
 std::string subject_line(const X509_NAME* name) {
   ossl::BioPtr bio(BIO_new(BIO_s_mem()));
-  X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+  // RFC 4514's escaping and short names, but in the certificate's own order (RFC 4514 reverses
+  // it): every command prints a subject the same way, as `csr` and the seed documents show it.
+  constexpr unsigned long flags = (ASN1_STRFLGS_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) | XN_FLAG_SEP_CPLUS_SPC | XN_FLAG_FN_SN |
+                                  XN_FLAG_DUMP_UNKNOWN_FIELDS;
+  X509_NAME_print_ex(bio.get(), name, 0, flags);
   char* data = nullptr;
   long length = BIO_get_mem_data(bio.get(), &data);
   return {data, static_cast<std::size_t>(length)};

@@ -152,7 +152,8 @@ std::vector<unsigned char> to_p7b(const std::vector<ossl::X509Ptr>& certificates
 // DER, and PEM text.
 std::vector<unsigned char> to_der(X509* certificate);
 std::string to_pem(X509* certificate);
-// One line, RFC 2253 style with short names ("CN=...,O=...,C=NL").
+// One line with short names and RFC 4514 escaping, in the certificate's own order, not RFC
+// 4514's reversed one: "C=NL, O=..., CN=...". Every command prints subjects this way.
 std::string subject_line(const X509_NAME* name);
 
 }  // namespace qscd::agent

@@ -48,6 +48,7 @@ struct CommandResult {
   nlohmann::json json = nlohmann::json::object();
   std::string text;
   CommandStatus status = CommandStatus::done;
+  bool raw = false;  // `text` is bytes for stdout as they are (export --format der|p7b)
 };
 
 class Context {

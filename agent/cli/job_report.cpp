@@ -21,6 +21,11 @@ std::string pad(std::string text, std::size_t width) {
 
 }  // namespace
 
+std::string state_text(JobState state) {
+  if (state == JobState::monitoring) return "done (monitoring for renewal)";
+  return std::string(to_string(state));
+}
+
 nlohmann::json job_summary_json(const Job& job) {
   nlohmann::json doc = {{"id", job.id},
                         {"token_serial", job.key.token_serial},
@@ -67,10 +72,10 @@ nlohmann::json job_evidence_json(const Job& job, const std::vector<JobEvent>& ev
 std::string jobs_table_text(const std::vector<Job>& jobs) {
   if (jobs.empty()) return "no jobs\n";
   std::size_t state_width = 5;
-  for (const auto& job : jobs) state_width = std::max(state_width, to_string(job.state).size());
+  for (const auto& job : jobs) state_width = std::max(state_width, state_text(job.state).size());
   std::string text = pad("ID", 6) + pad("STATE", state_width + 2) + pad("ORDER", 12) + "JOB KEY / LAST ERROR\n";
   for (const auto& job : jobs) {
-    text += pad(std::to_string(job.id), 6) + pad(std::string(to_string(job.state)), state_width + 2) +
+    text += pad(std::to_string(job.id), 6) + pad(state_text(job.state), state_width + 2) +
             pad(id_text(job.order_id), 12) + job.key.display() + "\n";
     if (!job.last_error.empty()) text += pad("", 6 + state_width + 2 + 12) + "last error: " + job.last_error + "\n";
   }
@@ -83,7 +88,7 @@ std::string job_evidence_text(const Job& job, const std::vector<JobEvent>& event
     text += pad(name + ":", 20) + (value.empty() ? "-" : value) + "\n";
   };
   line("job", std::to_string(job.id) + " (" + job.job_tag + ")");
-  line("state", std::string(to_string(job.state)));
+  line("state", state_text(job.state));
   if (!job.last_error.empty()) line("last error", job.last_error);
   line("operator", job.operator_name);
   line("token", job.key.token_serial + " (" + job.token_manufacturer + ", " + job.token_model + ")");

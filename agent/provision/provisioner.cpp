@@ -16,6 +16,7 @@
 #include "provision/token_run.hpp"
 #include "qscd/api/csr.hpp"
 #include "qscd/api/error.hpp"
+#include "qscd/pkcs11/login.hpp"
 #include "qscd/pkcs11/error.hpp"
 #include "qscd/pkcs11/keys.hpp"
 #include "qscd/pkcs11/module.hpp"
@@ -153,6 +154,9 @@ Provisioner::Provisioner(ProvisionServices services, ProvisionOptions options)
   // The API key is read now: a bad URL or --api-key-source is refused before the token is touched.
   api::check_base_url(services_.ca.base_url);
   p.api_key = read_api_key(services_.ca);
+  // A locked user PIN, or one on its final try without --allow-final-try, is refused before
+  // anyone is asked to type it (the token list is kept for tokens()).
+  if (!o.all) p11::check_pin_flags(tokens().front(), CKU_USER, p.login);
   // The PIN last: it is only read once the rest of the command line is known to be good.
   p.pin = read_pin(o.token.pin_source, "user PIN", "--pin-source");
   if (!o.sign_pin_source.empty()) p.sign_pin = read_pin(o.sign_pin_source, "signature PIN", "--sign-pin-source");
@@ -173,9 +177,12 @@ Journal Provisioner::journal_connection() {
 std::vector<p11::TokenInfo> Provisioner::tokens() {
   p11::Module& module = services_.tokens.module();
   if (!options_.all) {
-    std::optional<std::string> uri = options_.token.token_uri();
-    if (!uri && !options_.key.empty()) uri = options_.key;
-    return {p11::select_token(module, uri)};
+    if (!selected_token_) {
+      std::optional<std::string> uri = options_.token.token_uri();
+      if (!uri && !options_.key.empty()) uri = options_.key;
+      selected_token_ = p11::select_token(module, uri);
+    }
+    return {*selected_token_};
   }
   std::optional<p11::Uri> filter;
   if (auto uri = options_.token.token_uri()) {

@@ -92,6 +92,7 @@ class Provisioner {
   ProvisionServices services_;
   ProvisionOptions options_;
   std::unique_ptr<JobInputs> inputs_;
+  std::optional<p11::TokenInfo> selected_token_;  // without --all, chosen once
   std::mutex spare_journal_mutex_;
   std::optional<Journal> spare_journal_;
 };

@@ -25,7 +25,7 @@ _qscd_agent() {
     "") words_for="$commands" ;;
     tokens) words_for="$login" ;;
     token) words_for="init change-pin unblock $login --label --force --so --so-pin-source --new-pin-source" ;;
-    keygen) words_for="$login --key-type --label --id --always-authenticate" ;;
+    keygen) words_for="$login --key-type --label --id --always-authenticate --allow-duplicate-label" ;;
     csr) words_for="check $login --key --profile --subject-file --set --out --der --rsa-pss" ;;
     order) words_for="submit attach status wait --product --csr --order-file --dry-run --approve --init-code-source --timeout --interval" ;;
     orgs) words_for="" ;;

@@ -86,7 +86,7 @@ TEST_CASE("a certificate for another key is refused as CertificateNotForKey (exi
   certs.push_back(ossl::share(f.leaf.get()));
   CHECK_THROWS_WITH_AS(select_for_key(std::move(certs), other_key.get()),
                        "the certificate is not for this key: none of 1 certificate(s) "
-                       "(CN=Testdorp seal,organizationIdentifier=NTRNL-12345678,O=Gemeente Testdorp,C=NL) "
+                       "(C=NL, O=Gemeente Testdorp, organizationIdentifier=NTRNL-12345678, CN=Testdorp seal) "
                        "has the token key's public key",
                        CertificateNotForKey);
   CHECK(failure_for(std::make_exception_ptr(CertificateNotForKey("x"))).code == ExitCode::ca);
@@ -112,7 +112,7 @@ TEST_CASE("the chain verifies to its own root, and a foreign root is refused") {
   auto foreign_trust = write(dir, "foreign.pem", test_pki::pem(foreign.root.get()));
   CHECK_THROWS_WITH_AS(verify_chain(bundle, foreign_trust),
                        ("the certificate chain does not lead to the trust anchors in " + foreign_trust.string() +
-                        ": unable to get local issuer certificate at CN=Test PKI Issuing CA,O=Test PKI,C=NL")
+                        ": unable to get local issuer certificate at C=NL, O=Test PKI, CN=Test PKI Issuing CA")
                            .c_str(),
                        ChainNotTrusted);
   // The same chain with its own root in the bundle is still not trusted by a foreign anchor.

@@ -59,6 +59,8 @@ TEST_CASE("SIGINT while provision waits for approval: exit 5 at once, the job sa
   const auto objects = ws.objects();
   CHECK(count_objects(objects, "Private Key Object", "sigint") == 1);
   CHECK(count_objects(objects, "Certificate Object", "sigint") == 1);
+  // A finished job reads as done for people; --json keeps the state's name.
+  CHECK(ws.agent(sim, {"jobs"}).out.find("done (monitoring for renewal)") != std::string::npos);
 }
 
 TEST_CASE("SIGTERM while the PIN is being read: exit 1, one JSON document, nothing saved, nothing sent") {

@@ -291,8 +291,20 @@ TEST_CASE("export writes the stored chain as PEM, DER and p7b") {
   CHECK(qscd::test::slurp(victim) == "untouched");
   CHECK(qscd::test::slurp(linked) == pem.out);
 
+  // DER to stdout when stdout is a pipe (as here) or a file: the bytes as they are, no newline.
   auto binary_to_stdout = f.agent({"export", "--key", f.key_uri, "--format", "der"});
-  CHECK(binary_to_stdout.exit == 2);
+  CHECK_MESSAGE(binary_to_stdout.exit == 0, binary_to_stdout.err);
+  CHECK(binary_to_stdout.out == std::string(der.begin(), der.end()));
+  // Not into --json's document.
+  auto binary_in_json = f.agent({"--json", "export", "--key", f.key_uri, "--format", "der"});
+  CHECK(binary_in_json.exit == 2);
+  CHECK(binary_in_json.err.find("--json prints its document on stdout: give --out FILE") != std::string::npos);
+
+  // Subjects in the certificate's own order, in every command (not RFC 4514's reversed one).
+  auto listed = f.agent({"tokens"});
+  CHECK_MESSAGE(listed.out.find("C=NL, O=Gemeente Testdorp") != std::string::npos, listed.out);
+  auto exported = nlohmann::json::parse(f.agent({"--json", "export", "--key", f.key_uri}).out);
+  CHECK(exported["certificates"][0]["subject"].get<std::string>().starts_with("C=NL, O=Gemeente Testdorp"));
 
   // A key without a certificate.
   auto none = f.agent({"export", "--key", "pkcs11:token=inst;id=%02"});

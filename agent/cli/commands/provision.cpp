@@ -46,7 +46,7 @@ nlohmann::json outcome_json(const ProvisionOutcome& outcome) {
 std::string outcome_text(const ProvisionOutcome& outcome) {
   const Job& job = outcome.job;
   std::string text = "token '" + outcome.token_label + "' (serial " + job.key.token_serial + "): job " +
-                     std::to_string(job.id) + " " + std::string(to_string(job.state));
+                     std::to_string(job.id) + " " + state_text(job.state);
   if (outcome.already_done) text += " (already done; nothing changed)";
   text += "\n";
   if (job.order_id) text += "  order:       " + std::to_string(*job.order_id) + "\n";

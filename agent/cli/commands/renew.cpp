@@ -66,7 +66,7 @@ std::string outcome_text(const RenewalOutcome& outcome, bool dry_run) {
   if (!plan.detail.empty()) text += "  " + std::string(dry_run ? "would do: " : "") + plan.detail + "\n";
   if (outcome.job) {
     const Job& job = *outcome.job;
-    text += "  renewal job " + std::to_string(job.id) + ": " + std::string(to_string(job.state)) + "\n";
+    text += "  renewal job " + std::to_string(job.id) + ": " + state_text(job.state) + "\n";
     if (!job.cert_serial.empty()) text += "  new certificate: serial " + job.cert_serial + "\n";
     if (!outcome.key_uri.empty() && outcome.stop != RunStop::failed) text += "  new key: " + outcome.key_uri + "\n";
     text += run_stop_text(outcome.stop, job, "; the old pair is untouched and stays in use");

@@ -3,6 +3,7 @@
 #include "base/text.hpp"
 #include "cli/token_options.hpp"
 #include "qscd/pkcs11/admin.hpp"
+#include "qscd/pkcs11/login.hpp"
 #include "qscd/pkcs11/module.hpp"
 #include "cli/registry.hpp"
 
@@ -53,6 +54,9 @@ void init(Context& context, const AdminOptions& options) {
       throw UsageError("--force", "token '" + token.label + "' " + holds + "; initialising erases them all. Add --force to do so");
     }
   }
+  // A PIN that must not be sent (locked, final try without --allow-final-try) is refused before
+  // anyone is asked to type it.
+  if (token.initialized) p11::check_pin_flags(token, CKU_SO, options.token.login_options());
   api::SecretBytes so_pin = token.initialized ? read_pin(options.so_pin_source, "SO PIN", "--so-pin-source")
                                           : read_new_pin(options.so_pin_source, "new SO PIN", "--so-pin-source");
   api::SecretBytes user_pin = read_new_pin(options.new_pin_source, "new user PIN", "--new-pin-source");
@@ -71,13 +75,20 @@ void init(Context& context, const AdminOptions& options) {
 
 void change_pin(Context& context, const AdminOptions& options) {
   const CK_USER_TYPE user = options.so ? CKU_SO : CKU_USER;
-  api::SecretBytes old_pin = options.so ? read_pin(options.so_pin_source, "current SO PIN", "--so-pin-source")
-                                    : read_pin(options.token.pin_source, "current user PIN", "--pin-source");
-  api::SecretBytes new_pin = read_new_pin(options.new_pin_source, options.so ? "new SO PIN" : "new user PIN",
-                                      "--new-pin-source");
   p11::Module& module = context.module();
   p11::TokenInfo token = p11::select_token(module, options.token.token_uri());
+  p11::LoginOptions login = options.token.login_options();
+  login.allow_to_be_changed = true;  // changing it is what a "to be changed" PIN asks for
+  // Refused before anyone types a PIN: a locked one, or a final try without --allow-final-try.
+  p11::check_pin_flags(token, user, login);
+  api::SecretBytes old_pin = options.so ? read_pin(options.so_pin_source, "current SO PIN", "--so-pin-source")
+                                    : read_pin(options.token.pin_source, "current user PIN", "--pin-source");
   p11::Session session(module, token.slot, p11::Session::Access::read_write);
+  // The current PIN is checked (a login) before the new one is asked for: a wrong one is refused
+  // at once, not after the new PIN was typed twice. C_SetPIN then changes the logged-in user's PIN.
+  p11::login(session, user, old_pin.bytes(), login);
+  api::SecretBytes new_pin = read_new_pin(options.new_pin_source, options.so ? "new SO PIN" : "new user PIN",
+                                      "--new-pin-source");
   naming_new_pin("--new-pin-source", [&] {
     p11::change_pin(session, user, old_pin.bytes(), new_pin.bytes(), {.allow_final_try = options.token.allow_final_try});
   });
@@ -89,11 +100,14 @@ void change_pin(Context& context, const AdminOptions& options) {
 }
 
 void unblock(Context& context, const AdminOptions& options) {
-  api::SecretBytes so_pin = read_pin(options.so_pin_source, "SO PIN", "--so-pin-source");
-  api::SecretBytes new_pin = read_new_pin(options.new_pin_source, "new user PIN", "--new-pin-source");
   p11::Module& module = context.module();
   p11::TokenInfo token = p11::select_token(module, options.token.token_uri());
+  p11::check_pin_flags(token, CKU_SO, options.token.login_options());
+  api::SecretBytes so_pin = read_pin(options.so_pin_source, "SO PIN", "--so-pin-source");
   p11::Session session(module, token.slot, p11::Session::Access::read_write);
+  // The SO PIN is checked before the new user PIN is asked for.
+  p11::login(session, CKU_SO, so_pin.bytes(), options.token.login_options());
+  api::SecretBytes new_pin = read_new_pin(options.new_pin_source, "new user PIN", "--new-pin-source");
   naming_new_pin("--new-pin-source", [&] {
     p11::unblock_user_pin(session, so_pin.bytes(), new_pin.bytes(), {.allow_final_try = options.token.allow_final_try});
   });
