@@ -217,6 +217,8 @@ class Workspace {
   // and variables added to every agent run's environment (the shim's knobs).
   void use_module(const std::string& module) { module_ = module; }
   void set_env(const std::string& name, const std::string& value) { env_[name] = value; }
+  // --ca-file for every agent run instead of the sim's root (empty: the sim's root again).
+  void use_ca_file(const std::string& file) { ca_file_ = file; }
   void unset_env(const std::string& name) { env_.erase(name); }
 
   // qscd-agent with the global options first, then `args`; the API key and `env` in its environment.
@@ -228,7 +230,7 @@ class Workspace {
   std::unique_ptr<test::RunningProcess> start_agent(const CertCentralSim& sim, const std::vector<std::string>& args,
                                                     const std::map<std::string, std::string>& env = {}, int fd3 = -1) const {
     std::vector<std::string> full = {test::agent_binary(), "--config", config_file_, "--module", module_,
-                                     "--state-dir", state_dir(), "--api-url", sim.url(), "--ca-file", sim.ca_file(),
+                                     "--state-dir", state_dir(), "--api-url", sim.url(), "--ca-file", ca_file_.empty() ? sim.ca_file() : ca_file_,
                                      "--api-key-source", "env:CERTCENTRAL_API_KEY"};
     full.insert(full.end(), args.begin(), args.end());
     std::map<std::string, std::string> merged = env_;
@@ -312,6 +314,7 @@ class Workspace {
   std::string pin_file_;
   std::string config_file_;
   std::string module_ = test::softhsm_module;
+  std::string ca_file_;
   std::map<std::string, std::string> env_;
 };
 
