@@ -14,16 +14,36 @@ namespace qscd::agent {
 
 using std::chrono::seconds;
 
-LabelledKeys labelled_keys(const p11::Session& session, const std::string& label) {
-  p11::AttributeTemplate query;
-  query.token(true).label(label);
+namespace {
+
+LabelledKeys sorted_keys(const p11::Session& session, const p11::AttributeTemplate& query) {
   LabelledKeys keys;
   for (p11::ObjectHandle object : session.find(query)) {
     const auto object_class = session.ulong(object, CKA_CLASS);
-    if (object_class == CKO_PRIVATE_KEY) keys.private_keys.push_back(object);
-    if (object_class == CKO_PUBLIC_KEY) keys.public_keys.push_back(object);
+    if (object_class != CKO_PRIVATE_KEY && object_class != CKO_PUBLIC_KEY) continue;
+    if (session.flag(object, CKA_TOKEN) == false) {
+      keys.stale.push_back(object);
+    } else if (object_class == CKO_PRIVATE_KEY) {
+      keys.private_keys.push_back(object);
+    } else {
+      keys.public_keys.push_back(object);
+    }
   }
   return keys;
+}
+
+}  // namespace
+
+LabelledKeys labelled_keys(const p11::Session& session, const std::string& label) {
+  p11::AttributeTemplate query;
+  query.label(label);
+  return sorted_keys(session, query);
+}
+
+LabelledKeys keys_with_id(const p11::Session& session, const p11::Bytes& id) {
+  p11::AttributeTemplate query;
+  query.id(id);
+  return sorted_keys(session, query);
 }
 
 std::string common_name_of(const X509_REQ* request) {

@@ -55,8 +55,15 @@ struct JobInputs {
 struct LabelledKeys {
   std::vector<p11::ObjectHandle> private_keys;
   std::vector<p11::ObjectHandle> public_keys;
+  // Objects in the token's store whose CKA_TOKEN says false: SoftHSM2's C_CopyObject writes the
+  // copy with the staged object's attributes before it applies CKA_TOKEN true, so a kill between
+  // leaves such a half-made copy (docs/reliability.md). Not keys of anyone: the step removes them.
+  std::vector<p11::ObjectHandle> stale;
 };
+// The keys labelled `label` (by `id` when given). Asked in a session that holds no staged
+// session object of this process, so every object with CKA_TOKEN false is a stale copy.
 LabelledKeys labelled_keys(const p11::Session& session, const std::string& label);
+LabelledKeys keys_with_id(const p11::Session& session, const p11::Bytes& id);
 
 class TokenRun {
  public:
