@@ -193,6 +193,70 @@ std::vector<X509Ptr> read_certificate_file(const std::filesystem::path& file) {
   return read_certificates(file_bytes(file), file.string());
 }
 
+namespace {
+
+std::string subject_line(X509* cert) {
+  char buffer[256];
+  X509_NAME_oneline(X509_get_subject_name(cert), buffer, sizeof buffer);
+  return buffer;
+}
+
+// A certificate's issuer among `certs` by name and key identifier (signatures are the chain
+// check's affair): the first that X509_check_issued accepts, not the certificate itself.
+X509* issuer_in(const std::vector<X509Ptr>& certs, X509* cert) {
+  for (const auto& candidate : certs) {
+    if (candidate.get() != cert && X509_check_issued(candidate.get(), cert) == X509_V_OK) return candidate.get();
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::vector<X509Ptr> read_bundle_file(const std::filesystem::path& file, const std::string& option) {
+  const std::string data = read_input_file(file, option);
+  std::vector<X509Ptr> certs;
+  try {
+    certs = read_certificates(std::string_view(data), file.string());
+  } catch (const UsageError& e) {
+    throw UsageError(option, e.what());
+  }
+  if (certs.size() > max_bundle_certificates) {
+    throw UsageError(option, file.string() + " holds " + std::to_string(certs.size()) + " certificates; a certificate and its chain are at most " +
+                                 std::to_string(max_bundle_certificates));
+  }
+  // Following issuers from each certificate must end at a self-issued one or outside the bundle.
+  for (const auto& start : certs) {
+    std::vector<X509*> path{start.get()};
+    for (X509* cur = start.get(); X509_check_issued(cur, cur) != X509_V_OK;) {
+      X509* issuer = issuer_in(certs, cur);
+      if (issuer == nullptr) break;
+      const bool seen = std::find(path.begin(), path.end(), issuer) != path.end();
+      path.push_back(issuer);
+      if (seen) {
+        std::string chain;
+        for (X509* cert : path) chain += (chain.empty() ? "" : " -> ") + subject_line(cert);
+        throw UsageError(option, file.string() + ": the certificates' issuers form a cycle (" + chain + ")");
+      }
+      cur = issuer;
+    }
+  }
+  ERR_clear_error();
+  return certs;
+}
+
+std::vector<X509Ptr> read_trust_file(const std::filesystem::path& file, const std::string& option, bool pem_only) {
+  const std::string data = read_input_file(file, option);
+  try {
+    auto anchors = read_certificates(std::string_view(data), file.string());
+    if (pem_only && data.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+      throw UsageError(file.string(), "not PEM: give the trust anchors as PEM CERTIFICATE blocks");
+    }
+    return anchors;
+  } catch (const UsageError& e) {
+    throw UsageError(option, std::string(e.what()) + " (trust anchors: one or more certificates)");
+  }
+}
+
 ossl::X509ReqPtr read_csr_file(const std::filesystem::path& file) {
   auto data = file_bytes(file);
   return read_csr(std::string_view(reinterpret_cast<const char*>(data.data()), data.size()), file.string());

@@ -62,6 +62,16 @@ std::vector<ossl::X509Ptr> read_certificates(std::span<const unsigned char> data
 std::vector<ossl::X509Ptr> read_certificates(std::string_view text, const std::string& origin);
 std::vector<ossl::X509Ptr> read_certificate_file(const std::filesystem::path& file);
 
+// A certificate and its chain from a file the user names (install --cert): at most
+// max_bundle_certificates, and no issuer cycle among them. Throws UsageError(option, ...).
+inline constexpr std::size_t max_bundle_certificates = 64;
+std::vector<ossl::X509Ptr> read_bundle_file(const std::filesystem::path& file, const std::string& option);
+
+// Trust anchors a user names (`option`: --trust, --ca-file, api.ca_file): a regular file holding
+// at least one certificate; with `pem_only` (curl's CAINFO reads PEM only) every block is a PEM
+// CERTIFICATE. Read and parsed before anything is touched; throws UsageError(option, ...).
+std::vector<ossl::X509Ptr> read_trust_file(const std::filesystem::path& file, const std::string& option, bool pem_only = false);
+
 // A PKCS#10 request from PEM (as the journal stores it). Throws UsageError(origin, ...).
 ossl::X509ReqPtr read_csr(std::string_view pem, const std::string& origin);
 ossl::X509ReqPtr read_csr_file(const std::filesystem::path& file);

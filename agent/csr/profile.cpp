@@ -1,5 +1,7 @@
 #include "csr/profile.hpp"
 
+#include <cstdio>
+
 #include "base/files.hpp"
 
 #include <openssl/asn1.h>
@@ -239,6 +241,18 @@ ossl::X509NamePtr make_name(const Subject& subject) {
   for (const auto& attribute : subject) {
     const AttributeType* type = find_attribute_type(attribute.type);
     if (type == nullptr) throw UsageError("subject attribute " + attribute.type, "not an attribute this agent writes");
+    // A NUL cuts the value short for every C reader of the certificate (the classic CN spoof);
+    // no DN value of a profile needs a control character.
+    for (std::size_t i = 0; i < attribute.value.size(); ++i) {
+      const auto byte = static_cast<unsigned char>(attribute.value[i]);
+      if (byte < 0x20 || byte == 0x7f) {
+        char code[8];
+        std::snprintf(code, sizeof code, "U+%04X", byte);
+        throw UsageError("subject attribute " + attribute.type,
+                         std::string(byte == 0 ? "holds a NUL" : "holds a control character") + " (" + code + " at byte " +
+                             std::to_string(i) + "); a DN value is printable text");
+      }
+    }
     // ASN1_mbstring_copy checks the UTF-8 input and converts it to exactly the one string type
     // allowed by the mask, independent of OpenSSL's global string mask.
     ASN1_STRING* converted = nullptr;

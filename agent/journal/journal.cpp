@@ -344,6 +344,18 @@ std::optional<Job> Journal::find(const JobKey& key) {
   });
 }
 
+std::optional<Job> Journal::last_failed(const JobKey& key) {
+  return guarded(path_, [&]() -> std::optional<Job> {
+    auto stmt = db_->prepare(
+        "SELECT id FROM jobs WHERE token_serial = ?1 AND key_label = ?2 AND renews_serial = ?3 AND state = 'FAILED' "
+        "ORDER BY id DESC LIMIT 1");
+    stmt.bind(1, key.token_serial).bind(2, key.key_label).bind(3, key.renews_serial);
+    if (!stmt.step()) return std::nullopt;
+    const std::int64_t id = stmt.integer(0);
+    return load(id);
+  });
+}
+
 Job Journal::get(std::int64_t id) {
   return guarded(path_, [&] { return load(id); });
 }

@@ -44,16 +44,12 @@ StepResult TokenRun::generate(const Job& job) {
   LabelledKeys labelled;
   if (job.kind == JobKind::renewal) {
     if (job.key_id_hex.empty()) throw std::logic_error("a renewal job records its new key's id before generating it");
-    p11::AttributeTemplate query;
-    query.token(true).id(p11::parse_hex_id(job.key_id_hex));
-    for (p11::ObjectHandle object : session_.find(query)) {
-      const auto object_class = session_.ulong(object, CKA_CLASS);
-      if (object_class == CKO_PRIVATE_KEY) labelled.private_keys.push_back(object);
-      if (object_class == CKO_PUBLIC_KEY) labelled.public_keys.push_back(object);
-    }
+    labelled = keys_with_id(session_, p11::parse_hex_id(job.key_id_hex));
   } else {
     labelled = labelled_keys(session_, job.key.key_label);
   }
+  for (p11::ObjectHandle stale : labelled.stale) session_.destroy(stale);
+  if (!labelled.stale.empty()) say("removed " + std::to_string(labelled.stale.size()) + " half-copied key object(s) an interrupted run left");
   const auto& found = labelled.private_keys;
   if (found.size() > 1) {
     throw TokenError("token '" + token_.label + "' holds " + std::to_string(found.size()) + " private keys labelled '" +

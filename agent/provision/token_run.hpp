@@ -55,8 +55,15 @@ struct JobInputs {
 struct LabelledKeys {
   std::vector<p11::ObjectHandle> private_keys;
   std::vector<p11::ObjectHandle> public_keys;
+  // Objects in the token's store whose CKA_TOKEN says false: SoftHSM2's C_CopyObject writes the
+  // copy with the staged object's attributes before it applies CKA_TOKEN true, so a kill between
+  // leaves such a half-made copy (docs/reliability.md). Not keys of anyone: the step removes them.
+  std::vector<p11::ObjectHandle> stale;
 };
+// The keys labelled `label` (by `id` when given). Asked in a session that holds no staged
+// session object of this process, so every object with CKA_TOKEN false is a stale copy.
 LabelledKeys labelled_keys(const p11::Session& session, const std::string& label);
+LabelledKeys keys_with_id(const p11::Session& session, const p11::Bytes& id);
 
 class TokenRun {
  public:
@@ -68,7 +75,15 @@ class TokenRun {
 
   // Login with the token layer's anti-lockout rules. A PIN problem parks a known job in
   // NEED_USER_PIN (the next run with the right PIN continues it) and still fails the run.
-  void login(const std::optional<Job>& job);
+  // `start_check`: the TLS pre-warm starts now (a job that places a new order starts it with
+  // check_order_at_ca instead, once the token's checks passed).
+  void login(const std::optional<Job>& job, bool start_check = true);
+
+  // What CertCentral can tell before the key pair is made: the order's organization is one of
+  // the account's and the account has the product. Throws UsageError (--order-file, --product)
+  // when it says no; an answer that says nothing (unreachable, 5xx) is left to the order step.
+  // Starts the check (with the product) when login did not.
+  void check_order_at_ca();
 
   StepTable steps();
   // The checks of the certificate this run took from CertCentral (unset when no step of this
@@ -76,10 +91,11 @@ class TokenRun {
   [[nodiscard]] const std::optional<IssuanceReport>& issuance_report() const { return issuance_report_; }
 
  private:
-  // The TLS pre-warm: one authenticated GET (the organisation list) on a second thread while
-  // this one generates the key and signs the CSR, so the order's POST finds the connection made
-  // (docs/performance.md). Started after the login, so a wrong PIN sends nothing to the CA.
-  void start_ca_check();
+  // The TLS pre-warm: one authenticated GET (the organisation list; with `new_order` also the
+  // product) on a second thread, so the order's POST finds the connection made
+  // (docs/performance.md). Started after the login, so a wrong PIN sends nothing to the CA; for
+  // a new order it is waited for before the key pair is generated (check_order_at_ca).
+  void start_ca_check(bool new_order);
   // Waits for it at the first call that needs the CA; a rejected API key throws. Other answers
   // are left to the calls that need the CA, which report them as they always do.
   void finish_ca_check();
@@ -117,7 +133,12 @@ class TokenRun {
   std::optional<IssuanceReport> issuance_report_;
   std::optional<KnownKey> key_;  // the job's private key, once looked up or generated
   // Declared after client_: destroyed (joined) before the client it uses.
-  std::future<api::Outcome<std::vector<api::OrganizationInfo>>> ca_check_;
+  struct CaCheck {
+    std::optional<api::Outcome<std::vector<api::OrganizationInfo>>> organizations;
+    std::optional<api::Outcome<api::ProductInfo>> product;  // asked for a new order only
+  };
+  std::future<CaCheck> ca_check_;
+  std::optional<CaCheck> ca_checked_;
 };
 
 // How run_job drives a job for a person watching: one progress line per committed move, one per

@@ -11,6 +11,7 @@
 #include "ca/client_factory.hpp"
 #include "ca/order_file.hpp"
 #include "ca/order_lookup.hpp"
+#include "certs/certbundle.hpp"
 #include "csr/profile.hpp"
 #include "provision/token_run.hpp"
 #include "qscd/api/error.hpp"
@@ -176,7 +177,7 @@ Renewer::Renewer(ProvisionServices services, RenewOptions options)
     throw UsageError("--keep-old", "not with --reuse-key: the reused key keeps its CKA_ID, so the new certificate replaces the old one");
   }
   if (!o.trust.empty()) {
-    if (!std::filesystem::is_regular_file(o.trust)) throw UsageError("--trust", o.trust + " is not a file");
+    (void)read_trust_file(o.trust, "--trust");  // garbage is refused before the token or the CA
     s.trust = o.trust;
   }
   if (!o.order_file.empty()) {

@@ -48,8 +48,9 @@ CommandResult run_install(Context& context, const InstallOptions& options) {
   // Everything that can be refused without the token is read first, the local input before the CA.
   IssuanceExpectations expected = IssuanceExpectations::for_job(options.profile, options.product);
   if (!options.expect.empty()) expected.expect_at_least(parse_expected_seal(options.expect, "--expect"));
+  if (!options.trust.empty()) (void)read_trust_file(options.trust, "--trust");
   std::vector<ossl::X509Ptr> certificates =
-      options.order.empty() ? read_certificate_file(options.cert) : download_chain(context, options.order);
+      options.order.empty() ? read_bundle_file(options.cert, "--cert") : download_chain(context, options.order);
   ossl::X509ReqPtr csr;
   if (!options.csr.empty()) csr = read_csr_file(options.csr);
   std::optional<std::filesystem::path> trust;

@@ -98,6 +98,8 @@ class Client {
   Outcome<std::string> download_order_certificate(std::string_view order_id, CertificateFormat format);
   // GET /organization.
   Outcome<std::vector<OrganizationInfo>> list_organizations();
+  // GET /product/{name_id}: refused (404) when the account has no product by that name.
+  Outcome<ProductInfo> product_info(std::string_view name_id);
   // PUT /order/certificate/{id}/status {"status":"canceled","note"} (204).
   Outcome<Done> cancel_order(std::string_view order_id, std::string_view note);
 

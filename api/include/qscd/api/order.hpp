@@ -173,6 +173,13 @@ struct OrganizationInfo {
   nlohmann::json raw;
 };
 
+// GET /product/{name_id}: a product the account can order.
+struct ProductInfo {
+  std::string name_id;
+  std::string name;
+  nlohmann::json raw;
+};
+
 enum class CertificateFormat { pem_noroot, pem_all, p7b };
 const char* to_string(CertificateFormat format);
 
