@@ -273,7 +273,7 @@ ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
     } else {
       // A key with this label that no job owns is not ours to take over silently; nor is a public
       // key without its private half, which a resume of this job would remove as its own.
-      const LabelledKeys labelled = labelled_keys(run.session(), label);
+      const LabelledKeys labelled = run.labelled(label);
       if (!labelled.private_keys.empty()) {
         auto id = run.session().bytes(labelled.private_keys.front(), CKA_ID).value_or(p11::Bytes{});
         throw UsageError("--label", "token '" + token.label + "' already holds a key labelled '" + label +
@@ -285,7 +285,7 @@ ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
                                         "' without its private key; remove it or choose another --label");
       }
       if (p.id) {
-        if (!p11::find_by_id(run.session(), *p.id).empty()) {
+        if (!run.id_free(*p.id)) {
           throw UsageError("--id", p11::to_hex(*p.id) + " is already used by an object on token '" + token.label + "'");
         }
         fresh.key_id_hex = p11::to_hex(*p.id);

@@ -24,6 +24,9 @@ class Session {
   enum class Access { read_only, read_write };
 
   Session(const Module& module, CK_SLOT_ID slot, Access access);
+  // The same for a token the caller has just read (its label for CallErrors): one
+  // C_GetTokenInfo fewer.
+  Session(const Module& module, const TokenInfo& token, Access access);
   // Logs out if this session logged in, then closes; never throws.
   ~Session() noexcept;
   Session(Session&& other) noexcept;
@@ -41,6 +44,8 @@ class Session {
   [[nodiscard]] const CallSite& site() const noexcept { return site_; }
   // Read fresh every time: the flags change after a failed login.
   [[nodiscard]] TokenInfo token_info() const;
+  // Whether the slot says CKF_HW_SLOT (a device, not a software token), read once per session.
+  [[nodiscard]] bool hardware_slot() const;
 
   // Set by the login functions (login.hpp). `by_us`: this session's C_Login
   // returned CKR_OK, so closing it logs out. A login that was already there
@@ -99,6 +104,7 @@ class Session {
   CallSite site_;
   std::optional<CK_USER_TYPE> logged_in_;
   bool logout_on_close_ = false;
+  mutable std::optional<bool> hardware_slot_;
 };
 
 // One C_FindObjectsInit .. C_FindObjectsFinal; a session runs one at a time.
