@@ -64,7 +64,8 @@ class Session {
   // copied onto the token (C_CopyObject with CKA_TOKEN true), the session object destroyed.
   // Why: SoftHSM2's file store rewrites a new object's file once for every attribute it
   // defaults during C_CreateObject (26 times for a certificate; on ext4 each rewrite waits for
-  // the previous write-back) and 3 times for a copy. A module without C_CopyObject, or one that
+  // the previous write-back) and 3 times for a copy. A hardware slot (a device writes once
+  // either way; each extra call is a round trip to it), a module without C_CopyObject, or one that
   // refuses the session object or the copy before writing anything, gets the plain
   // C_CreateObject; so does a copy that does not hold every value of `object` (it is destroyed).
   // Any other failure (token removed, session gone, a failed write) throws. `object` is left
@@ -73,7 +74,8 @@ class Session {
   // The session object `staged` copied onto the token (C_CopyObject with `changes` and CKA_TOKEN
   // true); `staged` is destroyed either way. The copy when it holds every value of `expected`
   // (which says CKA_TOKEN true); nullopt when the module refused the copy before writing anything,
-  // or when the copy does not hold `expected` (it is destroyed). Any other failure throws.
+  // or when the copy does not hold `expected` (it is destroyed). Any other failure throws; a copy
+  // whose check failed to read is destroyed as far as the token allows first.
   std::optional<ObjectHandle> copy_onto_token(ObjectHandle staged, AttributeTemplate changes,
                                               const AttributeTemplate& expected);
   // Whether `object` has every attribute of `expected` with exactly its value.
