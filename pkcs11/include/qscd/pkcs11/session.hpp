@@ -27,7 +27,8 @@ class Session {
   // The same for a token the caller has just read (its label for CallErrors): one
   // C_GetTokenInfo fewer.
   Session(const Module& module, const TokenInfo& token, Access access);
-  // Logs out if this session logged in, then closes; never throws.
+  // Logs out if this session logged in and another session of this process is open on the slot
+  // (closing the slot's last session ends the login by itself), then closes; never throws.
   ~Session() noexcept;
   Session(Session&& other) noexcept;
   Session& operator=(Session&& other) noexcept;
@@ -48,7 +49,7 @@ class Session {
   [[nodiscard]] bool hardware_slot() const;
 
   // Set by the login functions (login.hpp). `by_us`: this session's C_Login
-  // returned CKR_OK, so closing it logs out. A login that was already there
+  // returned CKR_OK, so closing it ends the login. A login that was already there
   // (CKR_USER_ALREADY_LOGGED_IN: login state is shared by all sessions of the
   // application) is not this session's to end.
   void mark_logged_in(CK_USER_TYPE user, bool by_us) noexcept {
