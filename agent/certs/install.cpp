@@ -215,16 +215,18 @@ void read_back(const p11::Session& session, const TokenKey& key, X509* end_entit
     throw p11::Error("read back: " + std::to_string(same_id.size()) + " certificates with CKA_ID " + id_hex +
                      " on the token, expected 1");
   }
-  auto stored = session.bytes(same_id[0], CKA_VALUE);
-  if (!stored || *stored != cert_der(end_entity)) {
+  // Value and category in one read.
+  static constexpr CK_ATTRIBUTE_TYPE read_types[] = {CKA_VALUE, CKA_CERTIFICATE_CATEGORY};
+  const std::vector<p11::Attribute> read = session.attributes(same_id[0], read_types);
+  if (!read[0].present() || read[0].value != cert_der(end_entity)) {
     throw p11::Error("read back: the certificate with CKA_ID " + id_hex + " is not the one written");
   }
-  ossl::X509Ptr parsed = parse_value(*stored);
+  ossl::X509Ptr parsed = parse_value(read[0].value);
   if (!parsed || EVP_PKEY_eq(X509_get0_pubkey(parsed.get()), key.public_key.get()) != 1) {
     ERR_clear_error();
     throw p11::Error("read back: the certificate with CKA_ID " + id_hex + " does not hold the key's public key");
   }
-  if (session.ulong(same_id[0], CKA_CERTIFICATE_CATEGORY) != CK_ULONG{1}) {
+  if (!read[1].present() || read[1].value.size() != sizeof(CK_ULONG) || read[1].as_ulong() != CK_ULONG{1}) {
     throw p11::Error("read back: the certificate with CKA_ID " + id_hex + " is not CKA_CERTIFICATE_CATEGORY 1");
   }
   for (const auto& intermediate : intermediates) {

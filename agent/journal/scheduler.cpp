@@ -88,6 +88,7 @@ RunResult run_job(Journal& journal, std::int64_t id, const StepTable& steps, con
         journal.transition(id, job.state, restart_state(job.state), "rolled back after: " + text);
       }
       journal.record_error(id, text);
+      if (options.on_step_error) options.on_step_error(job, text);
       std::rethrow_exception(error);
     }
 

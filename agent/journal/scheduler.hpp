@@ -78,6 +78,9 @@ struct RunOptions {
   std::function<void(const Job&, const std::string&)> on_transition;
   // Called before each wait with the job, the step's text (what it waits for) and the delay.
   std::function<void(const Job&, const std::string&, std::chrono::seconds)> on_wait;
+  // Called when a step fails, before its error is rethrown: the job as it was when the step
+  // began (its state names the step) and the error's text.
+  std::function<void(const Job&, const std::string&)> on_step_error;
 };
 
 struct RunResult {

@@ -317,7 +317,7 @@ ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
       // key without its private half, which a resume of this job would remove as its own. The
       // one exception: the key a failed job of ours generated for this label before any order
       // carried it (key_of_failed_job).
-      const LabelledKeys labelled = labelled_keys(run.session(), label);
+      const LabelledKeys labelled = run.labelled(label);
       std::optional<std::string> taken_over;
       if (!labelled.private_keys.empty()) {
         auto id = run.session().bytes(labelled.private_keys.front(), CKA_ID).value_or(p11::Bytes{});
@@ -338,7 +338,7 @@ ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
         throw UsageError("--label", "token '" + token.label + "' already holds a public key labelled '" + label +
                                         "' without its private key; remove it or choose another --label");
       } else if (p.id) {
-        if (!p11::find_by_id(run.session(), *p.id).empty()) {
+        if (!run.id_free(*p.id)) {
           throw UsageError("--id", p11::to_hex(*p.id) + " is already used by an object on token '" + token.label + "'");
         }
         fresh.key_id_hex = p11::to_hex(*p.id);

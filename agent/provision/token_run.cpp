@@ -8,6 +8,7 @@
 #include "qscd/api/error.hpp"
 #include "qscd/pkcs11/attributes.hpp"
 #include "qscd/pkcs11/error.hpp"
+#include "qscd/pkcs11/keys.hpp"
 #include "qscd/pkcs11/login.hpp"
 
 namespace qscd::agent {
@@ -73,8 +74,20 @@ TokenRun::TokenRun(const ProvisionServices& services, const JobInputs& inputs, c
     : services_(services),
       inputs_(inputs),
       token_(token),
-      session_(services.tokens.module(), token.slot, p11::Session::Access::read_write),
+      session_(services.tokens.module(), token, p11::Session::Access::read_write),
       journal_(std::move(journal)) {}
+
+const LabelledKeys& TokenRun::labelled(const std::string& label) {
+  if (!labelled_ || labelled_->first != label) labelled_.emplace(label, labelled_keys(session_, label));
+  return labelled_->second;
+}
+
+bool TokenRun::id_free(const p11::Bytes& id) {
+  if (free_id_ && *free_id_ == id) return true;
+  if (!p11::find_by_id(session_, id).empty()) return false;
+  free_id_ = id;
+  return true;
+}
 
 void TokenRun::say(const std::string& message) const { services_.tokens.log.progress("token '" + token_.label + "': " + message); }
 
@@ -150,6 +163,10 @@ RunOptions job_run_options(const TokenRun& run, bool wait, std::optional<std::ch
   options.sleep = [](seconds delay) { (void)sleep_unless_stopped(delay); };
   options.on_transition = [&run](const Job& now, const std::string& detail) {
     run.say(std::string(to_string(now.state)) + (detail.empty() ? "" : ": " + detail));
+  };
+  // A failed step is named: the error alone says which call failed, not in which step.
+  options.on_step_error = [&run](const Job& job, const std::string& error) {
+    run.say("step " + std::string(to_string(job.state)) + " failed: " + error);
   };
   const auto started = std::chrono::steady_clock::now();
   options.on_wait = [&run, started](const Job&, const std::string& why, seconds delay) {

@@ -90,6 +90,13 @@ class TokenRun {
   // run checked one: the job was past that step already).
   [[nodiscard]] const std::optional<IssuanceReport>& issuance_report() const { return issuance_report_; }
 
+  // The checks a new job makes before it is created, remembered for its key pair step in the
+  // same run (nothing writes to the token in between): the keys labelled `label`, and whether
+  // no object has the CKA_ID `id`. Each is a search (3 calls, each a round trip on a card),
+  // which the key pair step would otherwise make again.
+  const LabelledKeys& labelled(const std::string& label);
+  bool id_free(const p11::Bytes& id);
+
  private:
   // The TLS pre-warm: one authenticated GET (the organisation list; with `new_order` also the
   // product) on a second thread, so the order's POST finds the connection made
@@ -129,8 +136,11 @@ class TokenRun {
     std::string id_hex;
     p11::ObjectHandle handle = CK_INVALID_HANDLE;
     ossl::EvpPkeyPtr public_key;
+    std::optional<std::string> label;  // CKA_LABEL, when this run generated the key
   };
   std::optional<IssuanceReport> issuance_report_;
+  std::optional<std::pair<std::string, LabelledKeys>> labelled_;  // labelled(): label and keys
+  std::optional<p11::Bytes> free_id_;                               // id_free(): an id found free
   std::optional<KnownKey> key_;  // the job's private key, once looked up or generated
   // Declared after client_: destroyed (joined) before the client it uses.
   struct CaCheck {
