@@ -208,7 +208,7 @@ void add_order(CLI::App& app, Context& context) {
   CLI::App* wait_cmd = order->add_subcommand("wait", "wait until an order is issued (exit 5 when the timeout comes first)");
   wait_cmd->add_option("ORDER_ID", wait_options->order_id, "CertCentral order id")->required();
   wait_cmd->add_option("--timeout", wait_options->timeout, "how long to wait: seconds or N s/m/h/d (default 1h; 0 looks once)");
-  wait_cmd->add_option("--interval", wait_options->interval, "the longest time between looks (default: a schedule from 2 s growing to 5 min, 30 min after an hour, 1 h after a day)");
+  wait_cmd->add_option("--interval", wait_options->interval, "the longest time between looks (default: a tenth of the time waited, at least 3 s, at most 1 h)");
   wait_cmd->add_flag("--approve", wait_options->approve, "approve the order's pending requests (new, reissue, duplicate) when the API key may");
   wait_cmd->callback([&context, wait_options] { wait(context, *wait_options); });
 }

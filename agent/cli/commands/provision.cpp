@@ -137,7 +137,7 @@ void add_provision(CLI::App& app, Context& context) {
   command->add_flag("--approve", o.approve, "approve the order's pending request (the API key's user must be allowed to)");
   command->add_flag("--no-wait", o.no_wait, "stop after submitting (exit 5); the same command continues later");
   command->add_option("--timeout", cli->timeout, "stop waiting after this long (exit 5), e.g. 30m");
-  command->add_option("--poll-interval", cli->poll_interval, "the longest time between status checks while waiting (default: a schedule from 2 s growing to 5 min, 30 min after an hour, 1 h after a day)");
+  command->add_option("--poll-interval", cli->poll_interval, "the longest time between status checks while waiting (default: a tenth of the time waited, at least 3 s, at most 1 h)");
   command->add_option("--trust", o.trust, "trust anchors the certificate chain must lead to");
   command->add_option("--expect", o.expect,
                       "the least a seal certificate must be to be installed: qualified (a qualified e-seal on a QSCD, "
