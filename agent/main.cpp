@@ -7,11 +7,16 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <exception>
+#include <optional>
+#include <vector>
 #include <iostream>
 #include <string>
 #include <string_view>
 
+#include "base/stop.hpp"
+#include "base/text.hpp"
 #include "cli/commands.hpp"
 #include "cli/context.hpp"
 #include "cli/exit_code.hpp"
@@ -26,10 +31,33 @@ using qscd::agent::ExitCode;
 
 int as_int(ExitCode code) { return static_cast<int>(code); }
 
+// The first word that is neither an option nor an option's value, when it is no command: the
+// message naming it, the commands and the closest one.
+std::optional<std::string> unknown_command(const CLI::App& app, int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg(argv[i]);
+    if (arg == "--") return std::nullopt;
+    if (arg.starts_with("-")) {
+      const CLI::Option* option = app.get_option_no_throw(std::string(arg));
+      if (option != nullptr && option->get_items_expected_max() > 0 && arg.find('=') == std::string_view::npos) ++i;
+      continue;
+    }
+    std::vector<std::string> names;
+    for (const CLI::App* command : app.get_subcommands([](const CLI::App*) { return true; })) names.push_back(command->get_name());
+    if (std::find(names.begin(), names.end(), arg) != names.end()) return std::nullopt;
+    const std::vector<std::string_view> views(names.begin(), names.end());
+    return std::string(arg) + ": is not a command (" + qscd::agent::joined(views) + ")" + qscd::agent::did_you_mean(arg, views);
+  }
+  return std::nullopt;
+}
+
 int run(int argc, char** argv) {
   // A reader that went away (pinentry, a closed pipe on stdout) is an EPIPE
   // error to handle, not a signal that kills the agent; libcurl wants this too.
   std::signal(SIGPIPE, SIG_IGN);
+  // SIGINT/SIGTERM stop a run at its next safe point (base/stop.hpp); `watch` blocks them and
+  // reads them from its signalfd instead.
+  qscd::agent::install_stop_handlers();
   qscd::agent::Context context;
   auto& options = context.options;
 
@@ -55,6 +83,23 @@ int run(int argc, char** argv) {
 
   qscd::agent::register_commands(app, context);
 
+  auto json_asked = [argc, argv] {
+    bool json = false;
+    for (int i = 1; i < argc && std::string_view(argv[i]) != "--"; ++i) json = json || std::string_view(argv[i]) == "--json";
+    return json;
+  };
+  auto usage_error = [&](const std::string& message) {
+    std::cerr << "qscd-agent: error: " << message << '\n';
+    if (json_asked()) {
+      nlohmann::json doc = {{"error", {{"exit_code", as_int(ExitCode::usage)}, {"message", message}}}};
+      std::cout << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+    }
+    return as_int(ExitCode::usage);
+  };
+  // A word where the command goes that names none is an error with the list, also before
+  // --help (which would print the top-level help and exit 0 for a command that does not exist).
+  if (auto unknown = unknown_command(app, argc, argv)) return usage_error(*unknown);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -62,28 +107,40 @@ int run(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     app.exit(e);  // prints the usage message on stderr
     // --json promises one document on stdout, also when the command line itself is wrong.
-    bool json = false;
-    for (int i = 1; i < argc && std::string_view(argv[i]) != "--"; ++i) json = json || std::string_view(argv[i]) == "--json";
-    if (json) {
+    if (json_asked()) {
       nlohmann::json doc = {{"error", {{"exit_code", as_int(ExitCode::usage)}, {"message", e.what()}}}};
       std::cout << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
     }
     return as_int(ExitCode::usage);
   } catch (...) {
-    const qscd::agent::Failure failure = qscd::agent::failure_for(std::current_exception());
+    qscd::agent::Failure failure = qscd::agent::failure_for(std::current_exception());
+    nlohmann::json error = nlohmann::json::object();
+    if (qscd::agent::stop_requested()) {
+      // Stopped before a job was saved (a PIN prompt, a check before the journal): nothing to continue.
+      failure = {ExitCode::failure, "stopped by " + qscd::agent::stop_signal_name() + " (" + failure.message +
+                                        "); nothing was saved: run the command again"};
+      error["stopped_by"] = qscd::agent::stop_signal_name();
+    }
     context.log.error(failure.message);
     if (options.json) {
-      nlohmann::json doc = {{"error", {{"exit_code", as_int(failure.code)}, {"message", failure.message}}}};
+      error["exit_code"] = as_int(failure.code);
+      error["message"] = failure.message;
+      nlohmann::json doc = {{"error", error}};
       std::cout << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
     }
     return as_int(failure.code);
   }
 
   const auto& result = context.result();
+  if (result && result->status == qscd::agent::CommandStatus::stopped) {
+    context.log.warn("stopped by " + qscd::agent::stop_signal_name() + "; run the same command again to continue");
+  }
   if (result) {
     if (options.json) {
       // Labels and subjects come from tokens and files: bytes that are not UTF-8 become U+FFFD.
       std::cout << result->json.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+    } else if (result->raw) {
+      std::cout.write(result->text.data(), static_cast<std::streamsize>(result->text.size()));
     } else if (!result->text.empty()) {
       std::cout << result->text;
       if (result->text.back() != '\n') std::cout << '\n';

@@ -1,6 +1,7 @@
 #include "base/ossl.hpp"
 
 #include <openssl/err.h>
+#include <openssl/objects.h>
 
 #include <array>
 
@@ -9,6 +10,12 @@ namespace qscd::agent::ossl {
 X509Ptr share(X509* cert) {
   X509_up_ref(cert);
   return X509Ptr(cert);
+}
+
+std::string oid_text(const ASN1_OBJECT* object) {
+  std::array<char, 128> text{};
+  OBJ_obj2txt(text.data(), static_cast<int>(text.size()), object, 1);
+  return text.data();
 }
 
 std::string error_text() {

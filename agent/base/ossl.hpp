@@ -39,6 +39,9 @@ using BignumPtr = std::unique_ptr<BIGNUM, Deleter<BN_free>>;
 // Another owner of the same certificate (X509_up_ref).
 X509Ptr share(X509* cert);
 
+// An OID in dotted form ("0.4.0.1862.1.1").
+std::string oid_text(const ASN1_OBJECT* object);
+
 // The oldest entry of OpenSSL's error queue as text, and the queue cleared, for messages.
 std::string error_text();
 

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "base/errors.hpp"
+#include "base/stop.hpp"
 
 namespace qscd::agent {
 
@@ -58,13 +59,18 @@ api::SecretBytes read_line(int fd, std::string_view what, std::string_view origi
   api::SecretBytes secret;
   unsigned char byte = 0;
   for (;;) {
+    if (!wait_readable_unless_stopped(fd)) throw Stopped(std::string("while reading the ") + std::string(what));
     ssize_t n = ::read(fd, &byte, 1);
-    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n < 0) {
       throw UsageError(std::string(origin), std::string("cannot read the ") + std::string(what) + ": " + std::strerror(errno));
     }
     if (n == 0 || byte == '\n') break;
-    push_secret_byte(secret, byte);
+    if (!secret.push_back(byte)) {
+      OPENSSL_cleanse(&byte, sizeof byte);
+      throw UsageError(std::string(origin), "the " + std::string(what) + " is longer than " + std::to_string(secret.capacity()) +
+                                                " bytes (one line is read)");
+    }
   }
   OPENSSL_cleanse(&byte, sizeof byte);
   if (!secret.empty() && secret.bytes().back() == '\r') secret.pop_back();
@@ -74,6 +80,9 @@ api::SecretBytes read_line(int fd, std::string_view what, std::string_view origi
 api::SecretBytes from_file(const std::string& path, std::string_view what, std::string_view option) {
   // O_NONBLOCK: a FIFO must not hold the open until a writer comes; it is refused just below.
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
+  if (fd.get() < 0 && errno == ELOOP) {
+    throw UsageError(std::string(option), path + " is a symbolic link; name the file itself (a link can be pointed elsewhere)");
+  }
   if (fd.get() < 0) {
     throw UsageError(std::string(option), "cannot open " + path + ": " + std::strerror(errno));
   }
@@ -109,7 +118,12 @@ api::SecretBytes from_env(const std::string& name, std::string_view what, std::s
     throw UsageError(std::string(option), "environment variable " + name + " is not set (it should hold the " + std::string(what) + ")");
   }
   api::SecretBytes secret;
-  for (const char* p = value; *p != '\0'; ++p) push_secret_byte(secret, static_cast<unsigned char>(*p));
+  for (const char* p = value; *p != '\0'; ++p) {
+    if (!secret.push_back(static_cast<unsigned char>(*p))) {
+      throw UsageError(std::string(option), "the " + std::string(what) + " in " + name + " is longer than " +
+                                                std::to_string(secret.capacity()) + " bytes");
+    }
+  }
   // Child processes (pinentry, anything the agent starts later) must not inherit it.
   ::unsetenv(name.c_str());
   return secret;

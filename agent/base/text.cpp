@@ -1,6 +1,8 @@
 #include "base/text.hpp"
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "base/errors.hpp"
 
@@ -46,6 +48,56 @@ void require_utf8_text(std::string_view value, std::string_view field, std::stri
     }
     at += length;
   }
+}
+
+namespace {
+
+// Optimal string alignment distance: insertions, deletions, substitutions and swaps of two
+// neighbours each cost one, case ignored.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  auto lower = [](char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c); };
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) && lower(a[i - 2]) == lower(b[j - 1])) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+}  // namespace
+
+std::string closest_name(std::string_view given, const std::vector<std::string_view>& known) {
+  // A name this long is no typo of a short key: keep the work bounded.
+  if (given.size() > 64) return {};
+  const std::size_t allowed = std::max<std::size_t>(2, given.size() / 3);
+  std::string best;
+  std::size_t best_distance = allowed + 1;
+  for (std::string_view name : known) {
+    const std::size_t distance = edit_distance(given, name);
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = std::string(name);
+    }
+  }
+  return best;
+}
+
+std::string did_you_mean(std::string_view given, const std::vector<std::string_view>& known) {
+  const std::string closest = closest_name(given, known);
+  return closest.empty() ? std::string() : "; did you mean " + closest + "?";
+}
+
+std::string joined(const std::vector<std::string_view>& names) {
+  std::string out;
+  for (std::string_view name : names) out += (out.empty() ? "" : ", ") + std::string(name);
+  return out;
 }
 
 }  // namespace qscd::agent

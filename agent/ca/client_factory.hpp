@@ -1,6 +1,7 @@
 #pragma once
 // The CertCentral client as the agent sets it up. The CLI resolves the settings (options, then
 // the config, then the defaults); this folder only uses them.
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,7 +26,14 @@ struct CaSettings {
   std::optional<std::string> pickup_path;
   // Request and response lines go here (X-DC-DEVKEY redacted) when set: -vv.
   const Log* trace = nullptr;
+  // One progress line per retry pause (what failed, the next attempt and when) when set.
+  const Log* progress = nullptr;
+  // Asked during transfers and retry pauses (SIGINT/SIGTERM): true abandons the call.
+  std::function<bool()> cancelled;
 };
+
+// "CertCentral: GET /order/certificate/12: HTTP 429 (rate limited); attempt 2 of 5 in 4 s".
+std::string retry_line(const api::RetryNotice& notice);
 
 // The API key: settings.key when set, else read from settings.key_source. Throws UsageError (exit 2).
 api::SecretBytes read_api_key(const CaSettings& settings);

@@ -4,21 +4,15 @@
 
 namespace qscd::agent {
 
-using std::chrono::hours;
-using std::chrono::minutes;
 using std::chrono::seconds;
 
-seconds PollSchedule::cap_after(seconds waited) const {
-  if (cap) return std::max(*cap, seconds(1));
-  if (waited < hours(1)) return minutes(5);
-  if (waited < hours(24)) return minutes(30);
-  return hours(1);
-}
+seconds PollSchedule::longest() const { return cap ? std::max(*cap, seconds(1)) : default_cap; }
 
 seconds PollSchedule::next(seconds waited, seconds at_least) const {
-  // Half the time waited: an issuance is noticed at most half as late again as it happened.
-  const seconds grown = std::max(first_delay, waited / 2);
-  return std::max(std::min(grown, cap_after(waited)), at_least);
+  // A tenth of the time waited: an issuance that happened just after a look is noticed at most
+  // 10 % later than it happened (3 s in the first 30 s).
+  const seconds grown = std::max(min_delay, waited / 10);
+  return std::max(std::min(grown, longest()), at_least);
 }
 
 std::vector<seconds> looks_until(const PollSchedule& schedule, seconds issued_at) {

@@ -33,11 +33,6 @@ struct StackOfX509Free {
 };
 using X509StackPtr = std::unique_ptr<STACK_OF(X509), StackOfX509Free>;
 
-struct AsnSequenceFree {
-  void operator()(ASN1_SEQUENCE_ANY* seq) const noexcept { sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free); }
-};
-using AsnSequencePtr = std::unique_ptr<ASN1_SEQUENCE_ANY, AsnSequenceFree>;
-
 void append_pkcs7(PKCS7* p7, std::vector<X509Ptr>& out) {
   STACK_OF(X509)* certs = nullptr;
   if (PKCS7_type_is_signed(p7) && p7->d.sign != nullptr) {
@@ -103,57 +98,6 @@ std::string asn1_time_iso(const ASN1_TIME* time) {
 }
 
 
-std::string text_of(const ASN1_OBJECT* object) {
-  std::array<char, 128> text{};
-  OBJ_obj2txt(text.data(), static_cast<int>(text.size()), object, 1);
-  return text.data();
-}
-
-// The elements of a DER SEQUENCE held in an ASN1_TYPE (V_ASN1_SEQUENCE keeps
-// the whole encoding), decoded by OpenSSL as a SEQUENCE OF ANY.
-AsnSequencePtr sequence_of(const ASN1_TYPE* type) {
-  if (type == nullptr || type->type != V_ASN1_SEQUENCE) return nullptr;
-  const unsigned char* p = type->value.sequence->data;
-  AsnSequencePtr seq(d2i_ASN1_SEQUENCE_ANY(nullptr, &p, type->value.sequence->length));
-  ERR_clear_error();
-  return seq;
-}
-
-constexpr const char* oid_qc_compliance = "0.4.0.1862.1.1";
-constexpr const char* oid_qc_sscd = "0.4.0.1862.1.4";
-constexpr const char* oid_qc_type = "0.4.0.1862.1.6";
-constexpr const char* oid_qc_type_eseal = "0.4.0.1862.1.6.2";
-
-// QCStatements ::= SEQUENCE OF QCStatement; QCStatement ::= SEQUENCE { statementId
-// OBJECT IDENTIFIER, statementInfo ANY OPTIONAL } (RFC 3739); QcType's info is a
-// SEQUENCE OF OBJECT IDENTIFIER (ETSI EN 319 412-5).
-QcStatementsReport read_qc_statements(X509* cert) {
-  QcStatementsReport report;
-  int index = X509_get_ext_by_NID(cert, NID_qcStatements, -1);
-  if (index < 0) return report;
-  const ASN1_OCTET_STRING* value = X509_EXTENSION_get_data(X509_get_ext(cert, index));
-  const unsigned char* p = value->data;
-  AsnSequencePtr statements(d2i_ASN1_SEQUENCE_ANY(nullptr, &p, value->length));
-  ERR_clear_error();
-  if (!statements) return report;
-  for (int i = 0; i < sk_ASN1_TYPE_num(statements.get()); ++i) {
-    AsnSequencePtr statement = sequence_of(sk_ASN1_TYPE_value(statements.get(), i));
-    if (!statement || sk_ASN1_TYPE_num(statement.get()) < 1) continue;
-    const ASN1_TYPE* id = sk_ASN1_TYPE_value(statement.get(), 0);
-    if (id->type != V_ASN1_OBJECT) continue;
-    std::string oid = text_of(id->value.object);
-    if (oid == oid_qc_compliance) report.compliance = true;
-    if (oid == oid_qc_sscd) report.sscd = true;
-    if (oid == oid_qc_type && sk_ASN1_TYPE_num(statement.get()) > 1) {
-      AsnSequencePtr types = sequence_of(sk_ASN1_TYPE_value(statement.get(), 1));
-      for (int j = 0; types && j < sk_ASN1_TYPE_num(types.get()); ++j) {
-        const ASN1_TYPE* type = sk_ASN1_TYPE_value(types.get(), j);
-        if (type->type == V_ASN1_OBJECT && text_of(type->value.object) == oid_qc_type_eseal) report.type_eseal = true;
-      }
-    }
-  }
-  return report;
-}
 
 using NameEntries = std::vector<std::pair<std::string, std::string>>;
 
@@ -162,7 +106,7 @@ NameEntries name_entries(const X509_NAME* name) {
   for (int i = 0; i < X509_NAME_entry_count(name); ++i) {
     const X509_NAME_ENTRY* entry = X509_NAME_get_entry(name, i);
     int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(entry));
-    std::string attribute = nid != NID_undef ? OBJ_nid2sn(nid) : text_of(X509_NAME_ENTRY_get_object(entry));
+    std::string attribute = nid != NID_undef ? OBJ_nid2sn(nid) : ossl::oid_text(X509_NAME_ENTRY_get_object(entry));
     unsigned char* utf8 = nullptr;
     int length = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(entry));
     std::string value = length >= 0 ? std::string(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(length)) : "?";
@@ -247,6 +191,70 @@ std::vector<unsigned char> file_bytes(const std::filesystem::path& file) {
 
 std::vector<X509Ptr> read_certificate_file(const std::filesystem::path& file) {
   return read_certificates(file_bytes(file), file.string());
+}
+
+namespace {
+
+std::string subject_line(X509* cert) {
+  char buffer[256];
+  X509_NAME_oneline(X509_get_subject_name(cert), buffer, sizeof buffer);
+  return buffer;
+}
+
+// A certificate's issuer among `certs` by name and key identifier (signatures are the chain
+// check's affair): the first that X509_check_issued accepts, not the certificate itself.
+X509* issuer_in(const std::vector<X509Ptr>& certs, X509* cert) {
+  for (const auto& candidate : certs) {
+    if (candidate.get() != cert && X509_check_issued(candidate.get(), cert) == X509_V_OK) return candidate.get();
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::vector<X509Ptr> read_bundle_file(const std::filesystem::path& file, const std::string& option) {
+  const std::string data = read_input_file(file, option);
+  std::vector<X509Ptr> certs;
+  try {
+    certs = read_certificates(std::string_view(data), file.string());
+  } catch (const UsageError& e) {
+    throw UsageError(option, e.what());
+  }
+  if (certs.size() > max_bundle_certificates) {
+    throw UsageError(option, file.string() + " holds " + std::to_string(certs.size()) + " certificates; a certificate and its chain are at most " +
+                                 std::to_string(max_bundle_certificates));
+  }
+  // Following issuers from each certificate must end at a self-issued one or outside the bundle.
+  for (const auto& start : certs) {
+    std::vector<X509*> path{start.get()};
+    for (X509* cur = start.get(); X509_check_issued(cur, cur) != X509_V_OK;) {
+      X509* issuer = issuer_in(certs, cur);
+      if (issuer == nullptr) break;
+      const bool seen = std::find(path.begin(), path.end(), issuer) != path.end();
+      path.push_back(issuer);
+      if (seen) {
+        std::string chain;
+        for (X509* cert : path) chain += (chain.empty() ? "" : " -> ") + subject_line(cert);
+        throw UsageError(option, file.string() + ": the certificates' issuers form a cycle (" + chain + ")");
+      }
+      cur = issuer;
+    }
+  }
+  ERR_clear_error();
+  return certs;
+}
+
+std::vector<X509Ptr> read_trust_file(const std::filesystem::path& file, const std::string& option, bool pem_only) {
+  const std::string data = read_input_file(file, option);
+  try {
+    auto anchors = read_certificates(std::string_view(data), file.string());
+    if (pem_only && data.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+      throw UsageError(file.string(), "not PEM: give the trust anchors as PEM CERTIFICATE blocks");
+    }
+    return anchors;
+  } catch (const UsageError& e) {
+    throw UsageError(option, std::string(e.what()) + " (trust anchors: one or more certificates)");
+  }
 }
 
 ossl::X509ReqPtr read_csr_file(const std::filesystem::path& file) {
@@ -341,18 +349,32 @@ std::vector<X509Ptr> issuers_in_bundle(const CertBundle& bundle) {
   return chain;
 }
 
+namespace {
+
+std::optional<SealLevel> promised_by(const api::ProductRules& product) {
+  if (!product.qualified_seal) return std::nullopt;
+  if (product.only_provisioning_method == std::optional<std::string_view>("qscd")) return SealLevel::qualified_qscd;
+  return SealLevel::advanced_qcp_l;
+}
+
+}  // namespace
+
 IssuanceExpectations IssuanceExpectations::for_job(std::string_view profile, std::string_view product) {
   IssuanceExpectations expected;
   expected.seal_profile = !profile.empty() && csr::parse_profile(profile) == csr::Profile::pkio_eseal;
-  expected.qscd_seal_product = api::product_rules(product).qualified_seal;
+  expected.seal_level = promised_by(api::product_rules(product));
   return expected;
 }
 
 IssuanceExpectations IssuanceExpectations::for_job(csr::Profile profile, const api::ProductRules& product) {
   IssuanceExpectations expected;
   expected.seal_profile = profile == csr::Profile::pkio_eseal;
-  expected.qscd_seal_product = product.qualified_seal;
+  expected.seal_level = promised_by(product);
   return expected;
+}
+
+void IssuanceExpectations::expect_at_least(SealLevel level) {
+  if (!seal_level || *seal_level < level) seal_level = level;
 }
 
 IssuanceReport check_issued(X509* certificate, EVP_PKEY* token_key, const IssuanceExpectations& expected,
@@ -364,7 +386,8 @@ IssuanceReport check_issued(X509* certificate, EVP_PKEY* token_key, const Issuan
   report.valid_now = X509_cmp_time(X509_get0_notBefore(certificate), &now) < 0 &&
                      X509_cmp_time(X509_get0_notAfter(certificate), &now) > 0;
   if (expected.seal_profile) report.non_repudiation = has_non_repudiation(certificate);
-  if (expected.qscd_seal_product) report.qc = read_qc_statements(certificate);
+  if (expected.seal_profile || expected.seal_level) report.seal = classify_seal(certificate);
+  report.seal_expected = expected.seal_level;
   if (expected.csr != nullptr) {
     compare_subjects(X509_REQ_get_subject_name(expected.csr), X509_get_subject_name(certificate), report);
   }
@@ -377,6 +400,12 @@ std::vector<std::string> IssuanceReport::blocking() const {
   if (!key_matches) problems.emplace_back("the certificate's public key is not the token key's");
   if (!valid_now) problems.push_back("the certificate is not valid now (" + not_before + " to " + not_after + ")");
   if (non_repudiation == false) problems.emplace_back("a seal certificate without key usage nonRepudiation");
+  if (seal && seal_expected && seal->level < *seal_expected) {
+    std::string lacks;
+    for (const std::string& what : seal->missing_for(*seal_expected)) lacks += (lacks.empty() ? "" : ", ") + what;
+    problems.push_back("the certificate is " + std::string(describe(seal->level)) + ", less than the " +
+                       std::string(describe(*seal_expected)) + " the order promises; it lacks " + lacks);
+  }
   return problems;
 }
 
@@ -385,13 +414,18 @@ std::vector<std::string> IssuanceReport::lines() const {
   out.push_back(std::string(key_matches ? "ok" : "FAILED") + ": public key is the token key's");
   out.push_back(std::string(valid_now ? "ok" : "FAILED") + ": valid from " + not_before + " to " + not_after);
   if (non_repudiation) out.push_back(std::string(*non_repudiation ? "ok" : "FAILED") + ": key usage nonRepudiation");
-  if (qc) {
-    auto line = [&out](bool present, const char* what) {
-      out.push_back(std::string(present ? "present" : "MISSING") + ": qcStatement " + what);
+  if (seal) {
+    const bool enough = !seal_expected || seal->level >= *seal_expected;
+    out.push_back(std::string(enough ? "ok" : "FAILED") + ": the certificate is " + std::string(describe(seal->level)) +
+                  (seal_expected ? "; promised: " + std::string(describe(*seal_expected)) : std::string()));
+    auto line = [&out](bool present, const std::string& what) {
+      out.push_back(std::string(present ? "present" : "absent") + ": " + what);
     };
-    line(qc->compliance, "QcCompliance (0.4.0.1862.1.1)");
-    line(qc->sscd, "QcSSCD (0.4.0.1862.1.4)");
-    line(qc->type_eseal, "QcType eseal (0.4.0.1862.1.6.2)");
+    line(seal->policy_qcp_l_qscd || seal->policy_qcp_l, std::string("certificate policy ") +
+                                                             (seal->policy_qcp_l_qscd ? "QCP-l-qscd (0.4.0.194112.1.3)" : "QCP-l (0.4.0.194112.1.1)"));
+    line(seal->qc.compliance, "qcStatement QcCompliance (0.4.0.1862.1.1)");
+    line(seal->qc.sscd, "qcStatement QcSSCD (0.4.0.1862.1.4)");
+    line(seal->qc.type_eseal, "qcStatement QcType eseal (0.4.0.1862.1.6.2)");
   }
   for (const auto& difference : subject_differences) {
     out.push_back("subject differs: " + difference.attribute + " in CSR \"" + difference.in_csr +
@@ -409,7 +443,15 @@ nlohmann::json IssuanceReport::to_json() const {
                         {"subject_order_differs", subject_order_differs},
                         {"blocking", blocking()}};
   if (non_repudiation) doc["non_repudiation"] = *non_repudiation;
-  if (qc) doc["qc_statements"] = {{"qc_compliance", qc->compliance}, {"qc_sscd", qc->sscd}, {"qc_type_eseal", qc->type_eseal}};
+  if (seal) {
+    const QcStatementsReport& qc = seal->qc;
+    doc["qc_statements"] = {{"qc_compliance", qc.compliance}, {"qc_sscd", qc.sscd}, {"qc_type_eseal", qc.type_eseal}};
+    doc["seal"] = {{"level", std::string(to_string(seal->level))},
+                   {"description", std::string(describe(seal->level))},
+                   {"promised", seal_expected ? nlohmann::json(std::string(to_string(*seal_expected))) : nlohmann::json(nullptr)},
+                   {"policy_qcp_l", seal->policy_qcp_l},
+                   {"policy_qcp_l_qscd", seal->policy_qcp_l_qscd}};
+  }
   doc["subject_differences"] = nlohmann::json::array();
   for (const auto& d : subject_differences) {
     doc["subject_differences"].push_back({{"attribute", d.attribute}, {"csr", d.in_csr}, {"certificate", d.in_certificate}});
@@ -482,7 +524,11 @@ std::string to_pem(X509* certificate) {
 
 std::string subject_line(const X509_NAME* name) {
   ossl::BioPtr bio(BIO_new(BIO_s_mem()));
-  X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+  // RFC 4514's escaping and short names, but in the certificate's own order (RFC 4514 reverses
+  // it): every command prints a subject the same way, as `csr` and the seed documents show it.
+  constexpr unsigned long flags = (ASN1_STRFLGS_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) | XN_FLAG_SEP_CPLUS_SPC | XN_FLAG_FN_SN |
+                                  XN_FLAG_DUMP_UNKNOWN_FIELDS;
+  X509_NAME_print_ex(bio.get(), name, 0, flags);
   char* data = nullptr;
   long length = BIO_get_mem_data(bio.get(), &data);
   return {data, static_cast<std::size_t>(length)};

@@ -18,6 +18,7 @@
 
 #include "base/errors.hpp"
 #include "base/ossl.hpp"
+#include "certs/seal_level.hpp"
 #include "csr/profile.hpp"
 #include "qscd/api/product.hpp"
 
@@ -61,6 +62,16 @@ std::vector<ossl::X509Ptr> read_certificates(std::span<const unsigned char> data
 std::vector<ossl::X509Ptr> read_certificates(std::string_view text, const std::string& origin);
 std::vector<ossl::X509Ptr> read_certificate_file(const std::filesystem::path& file);
 
+// A certificate and its chain from a file the user names (install --cert): at most
+// max_bundle_certificates, and no issuer cycle among them. Throws UsageError(option, ...).
+inline constexpr std::size_t max_bundle_certificates = 64;
+std::vector<ossl::X509Ptr> read_bundle_file(const std::filesystem::path& file, const std::string& option);
+
+// Trust anchors a user names (`option`: --trust, --ca-file, api.ca_file): a regular file holding
+// at least one certificate; with `pem_only` (curl's CAINFO reads PEM only) every block is a PEM
+// CERTIFICATE. Read and parsed before anything is touched; throws UsageError(option, ...).
+std::vector<ossl::X509Ptr> read_trust_file(const std::filesystem::path& file, const std::string& option, bool pem_only = false);
+
 // A PKCS#10 request from PEM (as the journal stores it). Throws UsageError(origin, ...).
 ossl::X509ReqPtr read_csr(std::string_view pem, const std::string& origin);
 ossl::X509ReqPtr read_csr_file(const std::filesystem::path& file);
@@ -94,14 +105,19 @@ std::vector<ossl::X509Ptr> intermediates_of(const std::vector<ossl::X509Ptr>& ch
 // What the certificate should have, from the job's profile and product.
 struct IssuanceExpectations {
   bool seal_profile = false;         // key usage must include nonRepudiation
-  bool qscd_seal_product = false;    // report the QC statements
+  // The least a seal certificate must be: an advanced e-seal (QCP-l) for the products whose rules
+  // say qualified_seal, a qualified e-seal on a QSCD for those that take only the qscd
+  // provisioning method, for an order placed with provisioning_method "qscd", or for
+  // --expect qualified. Unset: no seal level is promised (the verdict is still reported for seals).
+  std::optional<SealLevel> seal_level;
   const X509_REQ* csr = nullptr;     // compare subjects when given
-  // From the profile and product names: seal_profile for the pkio-eseal profile,
-  // qscd_seal_product for the products whose rules say qualified_seal (api::product_rules).
-  // An empty profile is none; an unknown one -> UsageError("--profile", ...).
+  // From the profile and product names. An empty profile is none; an unknown one ->
+  // UsageError("--profile", ...).
   static IssuanceExpectations for_job(std::string_view profile, std::string_view product);
   // The same for a job whose profile and product rules are already known.
   static IssuanceExpectations for_job(csr::Profile profile, const api::ProductRules& product);
+  // Raises seal_level to `level` when it promises less.
+  void expect_at_least(SealLevel level);
 };
 
 struct SubjectDifference {
@@ -110,24 +126,19 @@ struct SubjectDifference {
   std::string in_certificate;
 };
 
-struct QcStatementsReport {
-  bool compliance = false;  // 0.4.0.1862.1.1
-  bool sscd = false;        // 0.4.0.1862.1.4
-  bool type_eseal = false;  // QcType 0.4.0.1862.1.6 with 0.4.0.1862.1.6.2
-};
-
 struct IssuanceReport {
   bool key_matches = false;
   std::string not_before;   // ISO 8601 UTC
   std::string not_after;
   bool valid_now = false;
   std::optional<bool> non_repudiation;       // set when the profile needs it
-  std::optional<QcStatementsReport> qc;      // set for QSCD seal products
+  std::optional<SealVerdict> seal;           // set for seal profiles and seal products
+  std::optional<SealLevel> seal_expected;    // what the product, the order or --expect promise
   std::vector<SubjectDifference> subject_differences;
   bool subject_order_differs = false;        // same attributes, other order
 
-  // The findings that forbid installing: key mismatch, outside validity,
-  // a seal without nonRepudiation. QC statements and subject differences are reported only.
+  // The findings that forbid installing: key mismatch, outside validity, a seal without
+  // nonRepudiation, a seal less than promised (seal_expected). Subject differences are reported only.
   [[nodiscard]] std::vector<std::string> blocking() const;
   // Lines for people: one per check, "ok"/"MISSING"/... first.
   [[nodiscard]] std::vector<std::string> lines() const;
@@ -151,7 +162,8 @@ std::vector<unsigned char> to_p7b(const std::vector<ossl::X509Ptr>& certificates
 // DER, and PEM text.
 std::vector<unsigned char> to_der(X509* certificate);
 std::string to_pem(X509* certificate);
-// One line, RFC 2253 style with short names ("CN=...,O=...,C=NL").
+// One line with short names and RFC 4514 escaping, in the certificate's own order, not RFC
+// 4514's reversed one: "C=NL, O=..., CN=...". Every command prints subjects this way.
 std::string subject_line(const X509_NAME* name);
 
 }  // namespace qscd::agent

@@ -47,19 +47,39 @@ ossl::X509Ptr parse_value(const p11::Bytes& der) {
   return cert;
 }
 
+// Asked in a session that holds no staged session object (create_on_token destroys its own
+// before it returns), so every object found whose CKA_TOKEN says false is a stale copy in the
+// token's store: SoftHSM2's C_CopyObject writes the copy before it applies CKA_TOKEN true, and a
+// kill between leaves it (docs/reliability.md). is_stale tells them apart; the callers remove them.
 std::vector<p11::ObjectHandle> certificates_with_id(const p11::Session& session, const p11::Bytes& id) {
   p11::AttributeTemplate query;
-  // Token objects only: a session object (create_on_token's staging) is not on the token.
+  query.object_class(CKO_CERTIFICATE).certificate_type(CKC_X_509).id(id);
+  return session.find(query);
+}
+
+// Token objects only, for reading back what this session wrote: a staged session object the
+// module could not destroy is still visible here.
+std::vector<p11::ObjectHandle> token_certificates_with_id(const p11::Session& session, const p11::Bytes& id) {
+  p11::AttributeTemplate query;
   query.object_class(CKO_CERTIFICATE).certificate_type(CKC_X_509).token(true).id(id);
   return session.find(query);
 }
 
-std::vector<p11::ObjectHandle> certificates_by_issuer_serial(const p11::Session& session, X509* cert) {
+bool is_stale(const p11::Session& session, p11::ObjectHandle object) {
+  return session.flag(object, CKA_TOKEN) == false;
+}
+
+std::vector<p11::ObjectHandle> certificates_by_issuer_serial(const p11::Session& session, X509* cert, bool token_only = false) {
   p11::AttributeTemplate query;
   auto issuer = issuer_der(cert);
   auto serial = serial_der(cert);
-  query.object_class(CKO_CERTIFICATE).certificate_type(CKC_X_509).token(true).issuer(issuer).serial_number(serial);
+  query.object_class(CKO_CERTIFICATE).certificate_type(CKC_X_509).issuer(issuer).serial_number(serial);
+  if (token_only) query.token(true);
   return session.find(query);
+}
+
+std::vector<p11::ObjectHandle> token_certificates_by_issuer_serial(const p11::Session& session, X509* cert) {
+  return certificates_by_issuer_serial(session, cert, true);
 }
 
 bool has_value(const p11::Session& session, p11::ObjectHandle object, const p11::Bytes& der) {
@@ -146,8 +166,9 @@ InstallResult install_certificates(p11::Session& session, const TokenKey& key, X
 
   // The end entity: by the key's CKA_ID. An identical object means a rerun.
   std::vector<p11::ObjectHandle> same_id = certificates_with_id(session, key.id);
-  auto identical = std::find_if(same_id.begin(), same_id.end(),
-                                [&](p11::ObjectHandle object) { return has_value(session, object, value); });
+  auto identical = std::find_if(same_id.begin(), same_id.end(), [&](p11::ObjectHandle object) {
+    return has_value(session, object, value) && !is_stale(session, object);
+  });
   result.end_entity = {subject_line(X509_get_subject_name(end_entity)), serial_hex(end_entity), false};
   if (identical == same_id.end()) {
     create_certificate(session, end_entity, 1, &key.id, key.label);
@@ -168,7 +189,15 @@ InstallResult install_certificates(p11::Session& session, const TokenKey& key, X
   for (const auto& intermediate : intermediates) {
     InstalledCertificate installed{subject_line(X509_get_subject_name(intermediate.get())),
                                    serial_hex(intermediate.get()), false};
-    if (certificates_by_issuer_serial(session, intermediate.get()).empty()) {
+    bool present = false;
+    for (p11::ObjectHandle object : certificates_by_issuer_serial(session, intermediate.get())) {
+      if (is_stale(session, object)) {
+        session.destroy(object);
+      } else {
+        present = true;
+      }
+    }
+    if (!present) {
       create_certificate(session, intermediate.get(), 2, nullptr, common_name(intermediate.get()));
       installed.created = true;
     }
@@ -180,26 +209,28 @@ InstallResult install_certificates(p11::Session& session, const TokenKey& key, X
 
 void read_back(const p11::Session& session, const TokenKey& key, X509* end_entity,
                const std::vector<ossl::X509Ptr>& intermediates) {
-  std::vector<p11::ObjectHandle> same_id = certificates_with_id(session, key.id);
+  std::vector<p11::ObjectHandle> same_id = token_certificates_with_id(session, key.id);
   const std::string id_hex = p11::to_hex(key.id);
   if (same_id.size() != 1) {
     throw p11::Error("read back: " + std::to_string(same_id.size()) + " certificates with CKA_ID " + id_hex +
                      " on the token, expected 1");
   }
-  auto stored = session.bytes(same_id[0], CKA_VALUE);
-  if (!stored || *stored != cert_der(end_entity)) {
+  // Value and category in one read.
+  static constexpr CK_ATTRIBUTE_TYPE read_types[] = {CKA_VALUE, CKA_CERTIFICATE_CATEGORY};
+  const std::vector<p11::Attribute> read = session.attributes(same_id[0], read_types);
+  if (!read[0].present() || read[0].value != cert_der(end_entity)) {
     throw p11::Error("read back: the certificate with CKA_ID " + id_hex + " is not the one written");
   }
-  ossl::X509Ptr parsed = parse_value(*stored);
+  ossl::X509Ptr parsed = parse_value(read[0].value);
   if (!parsed || EVP_PKEY_eq(X509_get0_pubkey(parsed.get()), key.public_key.get()) != 1) {
     ERR_clear_error();
     throw p11::Error("read back: the certificate with CKA_ID " + id_hex + " does not hold the key's public key");
   }
-  if (session.ulong(same_id[0], CKA_CERTIFICATE_CATEGORY) != CK_ULONG{1}) {
+  if (!read[1].present() || read[1].value.size() != sizeof(CK_ULONG) || read[1].as_ulong() != CK_ULONG{1}) {
     throw p11::Error("read back: the certificate with CKA_ID " + id_hex + " is not CKA_CERTIFICATE_CATEGORY 1");
   }
   for (const auto& intermediate : intermediates) {
-    auto found = certificates_by_issuer_serial(session, intermediate.get());
+    auto found = token_certificates_by_issuer_serial(session, intermediate.get());
     std::string name = subject_line(X509_get_subject_name(intermediate.get()));
     if (found.size() != 1) {
       throw p11::Error("read back: " + std::to_string(found.size()) + " copies of " + name + " on the token, expected 1");
@@ -212,7 +243,7 @@ void read_back(const p11::Session& session, const TokenKey& key, X509* end_entit
 
 std::vector<ossl::X509Ptr> stored_chain(const p11::Session& session, const TokenKey& key) {
   std::vector<ossl::X509Ptr> chain;
-  for (p11::ObjectHandle object : certificates_with_id(session, key.id)) {
+  for (p11::ObjectHandle object : token_certificates_with_id(session, key.id)) {
     auto value = session.bytes(object, CKA_VALUE);
     if (!value) continue;
     ossl::X509Ptr cert = parse_value(*value);

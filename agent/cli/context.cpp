@@ -9,6 +9,10 @@
 #include <cstring>
 
 #include "base/errors.hpp"
+#include "base/stop.hpp"
+#include "certs/certbundle.hpp"
+#include "qscd/api/client.hpp"
+#include "qscd/api/error.hpp"
 #include "qscd/pkcs11/module.hpp"
 
 namespace qscd::agent {
@@ -73,12 +77,25 @@ CaSettings Context::ca_settings() {
     settings.base_url = options.api_url;
   } else if (loaded.api_base_url) {
     settings.base_url = *loaded.api_base_url;
+    // Named as the config's key: the user never typed --api-url.
+    try {
+      api::check_base_url(settings.base_url);
+    } catch (const api::ConfigError& e) {
+      std::string why = e.what();
+      if (why.starts_with("--api-url: ")) why = why.substr(11);
+      throw UsageError("api.base_url", why + " (" + settings.base_url + ")");
+    }
   }
+  std::string ca_file_option;
   if (!options.ca_file.empty()) {
     settings.ca_file = options.ca_file;
+    ca_file_option = "--ca-file";
   } else if (loaded.api_ca_file) {
     settings.ca_file = *loaded.api_ca_file;
+    ca_file_option = "api.ca_file";
   }
+  // Bad input, not an unreachable CA: curl would only fail on it at the first request (exit 4).
+  if (!settings.ca_file.empty()) (void)read_trust_file(settings.ca_file, ca_file_option, true);
   if (!options.api_key_source.empty()) {
     settings.key_source = options.api_key_source;
   } else if (loaded.api_key_source) {
@@ -86,6 +103,8 @@ CaSettings Context::ca_settings() {
   }
   settings.pickup_path = loaded.api_pickup_path;
   if (log.level() >= LogLevel::trace) settings.trace = &log;
+  settings.progress = &log;
+  settings.cancelled = [] { return stop_requested(); };
   return settings;
 }
 

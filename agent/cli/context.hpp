@@ -40,6 +40,7 @@ enum class CommandStatus {
   waiting_on_ca,      // the job is saved and CertCentral has not issued yet
   waiting_on_person,  // the job waits on the token or its PIN
   failed_at_ca,       // the CA refused, or its certificate can never fit
+  stopped,            // SIGINT/SIGTERM: the job is saved; the same command continues it (exit 5)
 };
 
 // What a command leaves for main() to print: one JSON document for --json, human text otherwise.
@@ -47,6 +48,7 @@ struct CommandResult {
   nlohmann::json json = nlohmann::json::object();
   std::string text;
   CommandStatus status = CommandStatus::done;
+  bool raw = false;  // `text` is bytes for stdout as they are (export --format der|p7b)
 };
 
 class Context {

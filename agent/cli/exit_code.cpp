@@ -65,6 +65,7 @@ ExitCode exit_code_for(CommandStatus status) {
     case CommandStatus::findings:
       return ExitCode::usage;
     case CommandStatus::waiting_on_ca:
+    case CommandStatus::stopped:
       return ExitCode::waiting;
     case CommandStatus::waiting_on_person:
       return ExitCode::token;

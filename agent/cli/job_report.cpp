@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/stop.hpp"
+
 namespace qscd::agent {
 
 namespace {
@@ -18,6 +20,11 @@ std::string pad(std::string text, std::size_t width) {
 }
 
 }  // namespace
+
+std::string state_text(JobState state) {
+  if (state == JobState::monitoring) return "done (monitoring for renewal)";
+  return std::string(to_string(state));
+}
 
 nlohmann::json job_summary_json(const Job& job) {
   nlohmann::json doc = {{"id", job.id},
@@ -65,10 +72,10 @@ nlohmann::json job_evidence_json(const Job& job, const std::vector<JobEvent>& ev
 std::string jobs_table_text(const std::vector<Job>& jobs) {
   if (jobs.empty()) return "no jobs\n";
   std::size_t state_width = 5;
-  for (const auto& job : jobs) state_width = std::max(state_width, to_string(job.state).size());
+  for (const auto& job : jobs) state_width = std::max(state_width, state_text(job.state).size());
   std::string text = pad("ID", 6) + pad("STATE", state_width + 2) + pad("ORDER", 12) + "JOB KEY / LAST ERROR\n";
   for (const auto& job : jobs) {
-    text += pad(std::to_string(job.id), 6) + pad(std::string(to_string(job.state)), state_width + 2) +
+    text += pad(std::to_string(job.id), 6) + pad(state_text(job.state), state_width + 2) +
             pad(id_text(job.order_id), 12) + job.key.display() + "\n";
     if (!job.last_error.empty()) text += pad("", 6 + state_width + 2 + 12) + "last error: " + job.last_error + "\n";
   }
@@ -81,7 +88,7 @@ std::string job_evidence_text(const Job& job, const std::vector<JobEvent>& event
     text += pad(name + ":", 20) + (value.empty() ? "-" : value) + "\n";
   };
   line("job", std::to_string(job.id) + " (" + job.job_tag + ")");
-  line("state", std::string(to_string(job.state)));
+  line("state", state_text(job.state));
   if (!job.last_error.empty()) line("last error", job.last_error);
   line("operator", job.operator_name);
   line("token", job.key.token_serial + " (" + job.token_manufacturer + ", " + job.token_model + ")");
@@ -113,6 +120,9 @@ std::string run_stop_text(RunStop stop, const Job& job, std::string_view after_f
       return "  failed: " + job.last_error + std::string(after_failure) + "\n";
     case RunStop::waiting_on_person:
       return "  waiting: " + job.last_error + "\n";
+    case RunStop::stopped:
+      return "  stopped by " + stop_signal_name() + " in " + std::string(to_string(job.state)) +
+             "; the job is saved: run the same command again to continue\n";
     case RunStop::finished:
       break;
   }
@@ -127,6 +137,8 @@ CommandStatus command_status(RunStop stop, const Job& job) {
       return job.state == JobState::need_to_submit ? CommandStatus::failed_at_ca : CommandStatus::waiting_on_ca;
     case RunStop::waiting_on_person:
       return CommandStatus::waiting_on_person;
+    case RunStop::stopped:
+      return CommandStatus::stopped;
     case RunStop::failed:
       return CommandStatus::failed_at_ca;
   }
@@ -140,6 +152,7 @@ int severity(CommandStatus status) {
     case CommandStatus::done:
       return 0;
     case CommandStatus::waiting_on_ca:
+    case CommandStatus::stopped:
       return 1;
     default:
       return 2;

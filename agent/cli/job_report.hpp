@@ -13,6 +13,10 @@
 
 namespace qscd::agent {
 
+// A job's state for people: MONITORING reads "done (monitoring for renewal)"; the others are
+// their names (docs/journal.md). --json keeps the names.
+std::string state_text(JobState state);
+
 // id, key, state, order id, last error, times.
 nlohmann::json job_summary_json(const Job& job);
 // Everything the journal keeps about a job, with its step timestamps: token

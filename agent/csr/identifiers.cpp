@@ -23,6 +23,9 @@ std::string two_digits(unsigned long long value) {
 }  // namespace
 
 std::string normalise_cbe(std::string_view input) {
+  // The forms Belgian registries print: 0403.019.261, 0403 019 261, BE 0403.019.261, BE0403019261.
+  while (!input.empty() && input.front() == ' ') input.remove_prefix(1);
+  if (input.size() >= 2 && (input[0] == 'B' || input[0] == 'b') && (input[1] == 'E' || input[1] == 'e')) input.remove_prefix(2);
   std::string digits;
   for (char c : input) {
     if (c != '.' && c != ' ') digits.push_back(c);
@@ -32,8 +35,8 @@ std::string normalise_cbe(std::string_view input) {
 
 std::optional<std::string> cbe_problem(std::string_view cbe) {
   if (!all_digits(cbe) || cbe.size() != 10) {
-    return "a CBE number is exactly 10 digits (0XXX.XXX.XXX written without dots), found \"" + std::string(cbe) +
-           "\"";
+    return "a CBE number has 10 digits, given as 0403019261, 0403.019.261, 0403 019 261, BE 0403.019.261 or "
+           "BE0403019261 (the subject holds the 10 digits), found \"" + std::string(cbe) + "\"";
   }
   if (cbe[0] != '0' && cbe[0] != '1') return "a CBE number starts with 0 or 1, found " + std::string(1, cbe[0]);
   const unsigned long long first8 = as_number(cbe.substr(0, 8));

@@ -1,5 +1,7 @@
 #include "csr/profile.hpp"
 
+#include <cstdio>
+
 #include "base/files.hpp"
 #include "base/toml_text.hpp"
 
@@ -16,6 +18,7 @@
 
 #include "csr/identifiers.hpp"
 #include "base/errors.hpp"
+#include "base/text.hpp"
 
 namespace qscd::agent::csr {
 
@@ -139,9 +142,16 @@ SubjectInput parse_subject_toml(std::string_view text, const std::string& origin
     }
     return input;
   }
+  std::vector<std::string_view> known;
+  for (const Field& field : profile_fields(profile)) known.push_back(field.name);
   for (const auto& [key, node] : table) {
+    const std::string line = key.source().begin.line > 0 ? origin + ":" + std::to_string(key.source().begin.line) : origin;
+    if (std::find(known.begin(), known.end(), key.str()) == known.end()) {
+      throw UsageError(line, std::string(key.str()) + ": is not a field of profile " + std::string(profile_name(profile)) + " (" +
+                                 joined(known) + ")" + did_you_mean(key.str(), known));
+    }
     if (!node.is_string()) {
-      throw UsageError(origin, std::string(key.str()) + ": must be a string (quote numbers: leading zeros count)");
+      throw UsageError(line, std::string(key.str()) + ": must be a string (quote numbers: leading zeros count)");
     }
     input.emplace_back(std::string(key.str()), node.value<std::string>().value());
   }
@@ -235,6 +245,18 @@ ossl::X509NamePtr make_name(const Subject& subject) {
   for (const auto& attribute : subject) {
     const AttributeType* type = find_attribute_type(attribute.type);
     if (type == nullptr) throw UsageError("subject attribute " + attribute.type, "not an attribute this agent writes");
+    // A NUL cuts the value short for every C reader of the certificate (the classic CN spoof);
+    // no DN value of a profile needs a control character.
+    for (std::size_t i = 0; i < attribute.value.size(); ++i) {
+      const auto byte = static_cast<unsigned char>(attribute.value[i]);
+      if (byte < 0x20 || byte == 0x7f) {
+        char code[8];
+        std::snprintf(code, sizeof code, "U+%04X", byte);
+        throw UsageError("subject attribute " + attribute.type,
+                         std::string(byte == 0 ? "holds a NUL" : "holds a control character") + " (" + code + " at byte " +
+                             std::to_string(i) + "); a DN value is printable text");
+      }
+    }
     // ASN1_mbstring_copy checks the UTF-8 input and converts it to exactly the one string type
     // allowed by the mask, independent of OpenSSL's global string mask.
     ASN1_STRING* converted = nullptr;

@@ -173,6 +173,9 @@ class Journal {
   [[nodiscard]] std::optional<Job> find(std::int64_t id);
   // The job for the key that is not FAILED, if any.
   [[nodiscard]] std::optional<Job> find(const JobKey& key);
+  // The newest FAILED job for the key's token, label and renewed serial (any profile and
+  // product), if any: whose key pair a new job may take over when no order carried it.
+  [[nodiscard]] std::optional<Job> last_failed(const JobKey& key);
   // Throws UnknownJob when there is no such job.
   [[nodiscard]] Job get(std::int64_t id);
   [[nodiscard]] std::vector<Job> list();

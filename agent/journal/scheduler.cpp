@@ -71,6 +71,7 @@ RunResult run_job(Journal& journal, std::int64_t id, const StepTable& steps, con
   for (;;) {
     if (job.state == JobState::monitoring) return {job, RunStop::finished};
     if (job.state == JobState::failed) return {job, RunStop::failed};
+    if (options.stop_requested && options.stop_requested()) return {job, RunStop::stopped};
     const Step* step = steps.find(job.state);
     if (step == nullptr) {
       if (is_waiting_on_person(job.state)) return {job, RunStop::waiting_on_person};
@@ -87,6 +88,7 @@ RunResult run_job(Journal& journal, std::int64_t id, const StepTable& steps, con
         journal.transition(id, job.state, restart_state(job.state), "rolled back after: " + text);
       }
       journal.record_error(id, text);
+      if (options.on_step_error) options.on_step_error(job, text);
       std::rethrow_exception(error);
     }
 

@@ -59,6 +59,7 @@ enum class RunStop {
   failed,             // FAILED; the job's last_error says why
   waiting_on_ca,      // a step asked to run again later than the caller waits (exit 5)
   waiting_on_person,  // NEED_USER_PIN / NEED_TOKEN and its step (if any) still waits
+  stopped,            // a stop was asked for (SIGINT/SIGTERM); the job is saved where it was
 };
 
 struct RunOptions {
@@ -69,11 +70,17 @@ struct RunOptions {
   std::optional<std::chrono::steady_clock::time_point> deadline;
   // How to wait; std::this_thread::sleep_for when empty. Tests pass a fake.
   std::function<void(std::chrono::seconds)> sleep;
+  // Asked before every step and after every wait: true ends the run with RunStop::stopped,
+  // between steps, so no step is cut in half.
+  std::function<bool()> stop_requested;
   // Called after every committed transition with the job and the event's text (one progress
   // line per step).
   std::function<void(const Job&, const std::string&)> on_transition;
   // Called before each wait with the job, the step's text (what it waits for) and the delay.
   std::function<void(const Job&, const std::string&, std::chrono::seconds)> on_wait;
+  // Called when a step fails, before its error is rethrown: the job as it was when the step
+  // began (its state names the step) and the error's text.
+  std::function<void(const Job&, const std::string&)> on_step_error;
 };
 
 struct RunResult {

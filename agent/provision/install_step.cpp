@@ -10,8 +10,12 @@ StepResult TokenRun::install(const Job& job) {
   TokenKey key;
   key.handle = handle;
   key.id = p11::parse_hex_id(job.key_id_hex);
-  const p11::Bytes label = session_.bytes(handle, CKA_LABEL).value_or(p11::Bytes{});
-  key.label = label.empty() ? job.key.key_label : std::string(label.begin(), label.end());
+  if (key_->label) {
+    key.label = *key_->label;  // generated in this run: no read
+  } else {
+    const p11::Bytes label = session_.bytes(handle, CKA_LABEL).value_or(p11::Bytes{});
+    key.label = label.empty() ? job.key.key_label : std::string(label.begin(), label.end());
+  }
   EVP_PKEY* public_key = token_public_key(job);
   EVP_PKEY_up_ref(public_key);
   key.public_key = ossl::EvpPkeyPtr(public_key);

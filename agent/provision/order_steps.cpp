@@ -169,10 +169,14 @@ StepResult TokenRun::wait_for_ca(const Job& job) {
     prepared = prepare_install(std::move(certificates), public_key, inputs_.trust, expected);
   } catch (const ChainNotTrusted&) {
     throw;  // the job stays here: a rerun with the right --trust continues it
+  } catch (const CertificateRejected& e) {
+    for (const std::string& line : e.findings()) say("check: " + line);
+    return StepResult(JobState::failed, seconds(0), e.what());  // this certificate will never fit
   } catch (const CertificateError& e) {
     return StepResult(JobState::failed, seconds(0), e.what());  // this certificate will never fit
   }
   for (const std::string& line : prepared.report.lines()) say("check: " + line);
+  issuance_report_ = prepared.report;
   if (!prepared.chain_warning.empty()) say("warning: " + prepared.chain_warning);
   StepResult result(JobState::need_to_install, seconds(0), "certificate " + serial_hex(prepared.end_entity.get()) + " issued and checked");
   result.update.certificate_id = to_order_number(certificate_id, "certificate id");

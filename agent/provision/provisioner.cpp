@@ -4,6 +4,7 @@
 
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <ctime>
 #include <thread>
 
@@ -16,6 +17,7 @@
 #include "provision/token_run.hpp"
 #include "qscd/api/csr.hpp"
 #include "qscd/api/error.hpp"
+#include "qscd/pkcs11/login.hpp"
 #include "qscd/pkcs11/error.hpp"
 #include "qscd/pkcs11/keys.hpp"
 #include "qscd/pkcs11/module.hpp"
@@ -46,6 +48,30 @@ std::string described(const api::CsrInfo& planned) {
   return planned.key_type + (planned.key_type == "EC" ? " P-" : " ") + std::to_string(planned.key_bits);
 }
 
+// A new job may take over the key pair labelled `key.key_label` when the newest failed job for
+// that label generated it (same CKA_ID and public key) and failed before any order was placed
+// with its CSR: no certificate can exist for it, and the command that made it is being run again
+// (docs/journal.md, "A job that failed before its order"). Returns the line saying so, or nullopt.
+std::optional<std::string> key_of_failed_job(const p11::Session& session, Journal& journal, const JobKey& key,
+                                             const LabelledKeys& labelled, const p11::Bytes& id, const JobInputs& inputs) {
+  if (labelled.private_keys.size() != 1 || id.empty()) return std::nullopt;
+  const std::optional<Job> failed = journal.last_failed(key);
+  if (!failed || failed->order_id || failed->key_id_hex != p11::to_hex(id) || failed->spki_sha256.empty()) return std::nullopt;
+  if (failed->kind != JobKind::provision) return std::nullopt;
+  const p11::EvpPkeyPtr public_key = p11::public_key(session, labelled.private_keys.front());
+  if (!public_key || spki_sha256(public_key.get()) != failed->spki_sha256) return std::nullopt;
+  if (inputs.key_type) {
+    const std::string made = p11::key_algorithm_name(session, labelled.private_keys.front());
+    const std::string wanted = described(planned_csr(*inputs.key_type, {}));
+    if (made != wanted) {
+      throw UsageError("--key-type", "the key pair failed job " + std::to_string(failed->id) + " left for label '" + key.key_label +
+                                         "' is " + made + ", not " + wanted + "; give its type to use it, or choose another --label");
+    }
+  }
+  return "taking over the key pair (id " + p11::to_hex(id) + ") of job " + std::to_string(failed->id) +
+         ", which failed before an order was placed: " + failed->last_error;
+}
+
 }  // namespace
 
 Provisioner::Provisioner(ProvisionServices services, ProvisionOptions options)
@@ -74,6 +100,12 @@ Provisioner::Provisioner(ProvisionServices services, ProvisionOptions options)
     throw UsageError("--product", "required: the CertCentral product name_id (e.g. pkio_private_services_server)");
   }
   p.profile = csr::parse_profile(o.profile);
+  if (!o.product.empty()) {
+    const bool name_id = o.product.size() <= 64 && std::all_of(o.product.begin(), o.product.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+    });
+    if (!name_id) throw UsageError("--product", "'" + o.product + "' is not a CertCentral product name_id (a-z, 0-9 and _, at most 64)");
+  }
   if (!o.subject_file.empty() && !o.set.empty()) throw UsageError("subject", "give --subject-file FILE or --set name=value, not both");
   if (o.subject_file.empty() && o.set.empty()) {
     if (need_subject) throw UsageError("subject", "give either --subject-file FILE or --set name=value (repeatable)");
@@ -122,9 +154,10 @@ Provisioner::Provisioner(ProvisionServices services, ProvisionOptions options)
   p.attach_order = o.attach_order;
   p.login = o.token.login_options();
   if (!o.trust.empty()) {
-    if (!std::filesystem::is_regular_file(o.trust)) throw UsageError("--trust", o.trust + " is not a file");
+    (void)read_trust_file(o.trust, "--trust");  // garbage is refused before the token or the CA
     p.trust = o.trust;
   }
+  if (!o.expect.empty()) p.expect_seal = parse_expected_seal(o.expect, "--expect");
 
   if (o.attach_order.empty()) {
     p.order = order_request_from_file(o.product, o.order_file);
@@ -152,6 +185,9 @@ Provisioner::Provisioner(ProvisionServices services, ProvisionOptions options)
   // The API key is read now: a bad URL or --api-key-source is refused before the token is touched.
   api::check_base_url(services_.ca.base_url);
   p.api_key = read_api_key(services_.ca);
+  // A locked user PIN, or one on its final try without --allow-final-try, is refused before
+  // anyone is asked to type it (the token list is kept for tokens()).
+  if (!o.all) p11::check_pin_flags(tokens().front(), CKU_USER, p.login);
   // The PIN last: it is only read once the rest of the command line is known to be good.
   p.pin = read_pin(o.token.pin_source, "user PIN", "--pin-source");
   if (!o.sign_pin_source.empty()) p.sign_pin = read_pin(o.sign_pin_source, "signature PIN", "--sign-pin-source");
@@ -172,9 +208,12 @@ Journal Provisioner::journal_connection() {
 std::vector<p11::TokenInfo> Provisioner::tokens() {
   p11::Module& module = services_.tokens.module();
   if (!options_.all) {
-    std::optional<std::string> uri = options_.token.token_uri();
-    if (!uri && !options_.key.empty()) uri = options_.key;
-    return {p11::select_token(module, uri)};
+    if (!selected_token_) {
+      std::optional<std::string> uri = options_.token.token_uri();
+      if (!uri && !options_.key.empty()) uri = options_.key;
+      selected_token_ = p11::select_token(module, uri);
+    }
+    return {*selected_token_};
   }
   std::optional<p11::Uri> filter;
   if (auto uri = options_.token.token_uri()) {
@@ -237,7 +276,7 @@ ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
   std::optional<p11::ObjectHandle> given_key;
   std::string label = o.label;
   if (p.key_uri) {
-    run.login(job);
+    run.login(job, !(!job && p.attach_order.empty()));
     given_key = p11::select_object(run.session(), *p.key_uri, CKO_PRIVATE_KEY);
     if (label.empty()) {
       auto bytes = run.session().bytes(*given_key, CKA_LABEL).value_or(p11::Bytes{});
@@ -258,7 +297,10 @@ ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
     run.say("job " + std::to_string(job->id) + " is already done (certificate " + job->cert_serial + "); nothing to do");
     return outcome;
   }
-  if (!given_key) run.login(job);
+  // A new order's CA check waits until the token has shown the label free: a refusal on the
+  // token's word sends nothing to the CA.
+  const bool new_order = !job && p.attach_order.empty();
+  if (!given_key) run.login(job, !new_order);
 
   if (!job) {
     NewJob fresh;
@@ -272,25 +314,38 @@ ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
       fresh.key_id_hex = p11::to_hex(id);
     } else {
       // A key with this label that no job owns is not ours to take over silently; nor is a public
-      // key without its private half, which a resume of this job would remove as its own.
-      const LabelledKeys labelled = labelled_keys(run.session(), label);
+      // key without its private half, which a resume of this job would remove as its own. The
+      // one exception: the key a failed job of ours generated for this label before any order
+      // carried it (key_of_failed_job).
+      const LabelledKeys labelled = run.labelled(label);
+      std::optional<std::string> taken_over;
       if (!labelled.private_keys.empty()) {
         auto id = run.session().bytes(labelled.private_keys.front(), CKA_ID).value_or(p11::Bytes{});
-        throw UsageError("--label", "token '" + token.label + "' already holds a key labelled '" + label +
-                                        "'; provision it with --key '" + p11::object_uri(token, id, label) +
-                                        "', or choose another --label");
-      }
-      if (!labelled.public_keys.empty()) {
+        taken_over = key_of_failed_job(run.session(), journal, key, labelled, id, p);
+        if (!taken_over) {
+          throw UsageError("--label", "token '" + token.label + "' already holds a key labelled '" + label +
+                                          "'; provision it with --key '" + p11::object_uri(token, id, label) +
+                                          "', or choose another --label");
+        }
+        if (p.id && *p.id != id) {
+          throw UsageError("--id", "the key pair labelled '" + label + "' that failed job left has id " + p11::to_hex(id) +
+                                       ", not " + p11::to_hex(*p.id));
+        }
+        run.say(*taken_over);
+        fresh.initial_state = JobState::have_key_pair;
+        fresh.key_id_hex = p11::to_hex(id);
+      } else if (!labelled.public_keys.empty()) {
         throw UsageError("--label", "token '" + token.label + "' already holds a public key labelled '" + label +
                                         "' without its private key; remove it or choose another --label");
-      }
-      if (p.id) {
-        if (!p11::find_by_id(run.session(), *p.id).empty()) {
+      } else if (p.id) {
+        if (!run.id_free(*p.id)) {
           throw UsageError("--id", p11::to_hex(*p.id) + " is already used by an object on token '" + token.label + "'");
         }
         fresh.key_id_hex = p11::to_hex(*p.id);
       }
     }
+    // What the CA can tell cheaply is asked before the key pair is made: a refusal leaves nothing.
+    if (new_order) run.check_order_at_ca();
     bool created = false;
     // A new job's first effect-free moves (NEED_KEY_PAIR -> GENERATING_KEY_PAIR) are committed
     // with its creation.
@@ -307,10 +362,11 @@ ProvisionOutcome Provisioner::run(const p11::TokenInfo& token) {
   }
 
   const RunOptions run_options = job_run_options(run, !o.no_wait, o.timeout);
-  RunResult result = run_job(journal, job->id, steps, run_options);
+  const RunResult result = run_job_until_stopped(journal, job->id, steps, run_options);
   outcome.job = result.job;
   outcome.stop = result.stop;
   outcome.retry_after = result.retry_after;
+  outcome.checks = run.issuance_report();
   if (!result.job.key_id_hex.empty()) {
     outcome.key_uri = p11::object_uri(token, p11::parse_hex_id(result.job.key_id_hex), result.job.key.key_label);
   }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ca/client_factory.hpp"
+#include "certs/certbundle.hpp"
 #include "ca/order_lookup.hpp"
 #include "hooks/post_install.hpp"
 #include "journal/journal.hpp"
@@ -52,6 +53,7 @@ struct ProvisionOptions {
   std::optional<std::chrono::seconds> timeout;
   std::optional<std::chrono::seconds> poll_interval;  // --poll-interval: the waiting schedule's cap
   std::string trust;
+  std::string expect;  // --expect qualified|advanced: the least seal level to install
   std::optional<std::int64_t> job_id;
   bool all = false;
 };
@@ -63,6 +65,7 @@ struct ProvisionOutcome {
   std::string token_label;
   std::string key_uri;
   bool already_done = false;  // the job was finished before this run
+  std::optional<IssuanceReport> checks;  // the issuance checks, when this run made them
 };
 
 struct JobInputs;
@@ -89,6 +92,7 @@ class Provisioner {
   ProvisionServices services_;
   ProvisionOptions options_;
   std::unique_ptr<JobInputs> inputs_;
+  std::optional<p11::TokenInfo> selected_token_;  // without --all, chosen once
   std::mutex spare_journal_mutex_;
   std::optional<Journal> spare_journal_;
 };

@@ -13,6 +13,7 @@
 #include "ca/client_factory.hpp"
 #include "ca/order_flow.hpp"
 #include "ca/poll_schedule.hpp"
+#include "certs/seal_level.hpp"
 #include "certs/certbundle.hpp"
 #include "csr/profile.hpp"
 #include "journal/journal.hpp"
@@ -39,6 +40,7 @@ struct JobInputs {
   bool approve = false;
   PollSchedule schedule;
   std::optional<std::filesystem::path> trust;
+  std::optional<SealLevel> expect_seal;  // --expect
   p11::LoginOptions login;
   api::SecretBytes api_key;
   api::SecretBytes pin;
@@ -53,8 +55,15 @@ struct JobInputs {
 struct LabelledKeys {
   std::vector<p11::ObjectHandle> private_keys;
   std::vector<p11::ObjectHandle> public_keys;
+  // Objects in the token's store whose CKA_TOKEN says false: SoftHSM2's C_CopyObject writes the
+  // copy with the staged object's attributes before it applies CKA_TOKEN true, so a kill between
+  // leaves such a half-made copy (docs/reliability.md). Not keys of anyone: the step removes them.
+  std::vector<p11::ObjectHandle> stale;
 };
+// The keys labelled `label` (by `id` when given). Asked in a session that holds no staged
+// session object of this process, so every object with CKA_TOKEN false is a stale copy.
 LabelledKeys labelled_keys(const p11::Session& session, const std::string& label);
+LabelledKeys keys_with_id(const p11::Session& session, const p11::Bytes& id);
 
 class TokenRun {
  public:
@@ -66,15 +75,34 @@ class TokenRun {
 
   // Login with the token layer's anti-lockout rules. A PIN problem parks a known job in
   // NEED_USER_PIN (the next run with the right PIN continues it) and still fails the run.
-  void login(const std::optional<Job>& job);
+  // `start_check`: the TLS pre-warm starts now (a job that places a new order starts it with
+  // check_order_at_ca instead, once the token's checks passed).
+  void login(const std::optional<Job>& job, bool start_check = true);
+
+  // What CertCentral can tell before the key pair is made: the order's organization is one of
+  // the account's and the account has the product. Throws UsageError (--order-file, --product)
+  // when it says no; an answer that says nothing (unreachable, 5xx) is left to the order step.
+  // Starts the check (with the product) when login did not.
+  void check_order_at_ca();
 
   StepTable steps();
+  // The checks of the certificate this run took from CertCentral (unset when no step of this
+  // run checked one: the job was past that step already).
+  [[nodiscard]] const std::optional<IssuanceReport>& issuance_report() const { return issuance_report_; }
+
+  // The checks a new job makes before it is created, remembered for its key pair step in the
+  // same run (nothing writes to the token in between): the keys labelled `label`, and whether
+  // no object has the CKA_ID `id`. Each is a search (3 calls, each a round trip on a card),
+  // which the key pair step would otherwise make again.
+  const LabelledKeys& labelled(const std::string& label);
+  bool id_free(const p11::Bytes& id);
 
  private:
-  // The TLS pre-warm: one authenticated GET (the organisation list) on a second thread while
-  // this one generates the key and signs the CSR, so the order's POST finds the connection made
-  // (docs/performance.md). Started after the login, so a wrong PIN sends nothing to the CA.
-  void start_ca_check();
+  // The TLS pre-warm: one authenticated GET (the organisation list; with `new_order` also the
+  // product) on a second thread, so the order's POST finds the connection made
+  // (docs/performance.md). Started after the login, so a wrong PIN sends nothing to the CA; for
+  // a new order it is waited for before the key pair is generated (check_order_at_ca).
+  void start_ca_check(bool new_order);
   // Waits for it at the first call that needs the CA; a rejected API key throws. Other answers
   // are left to the calls that need the CA, which report them as they always do.
   void finish_ca_check();
@@ -108,15 +136,28 @@ class TokenRun {
     std::string id_hex;
     p11::ObjectHandle handle = CK_INVALID_HANDLE;
     ossl::EvpPkeyPtr public_key;
+    std::optional<std::string> label;  // CKA_LABEL, when this run generated the key
   };
+  std::optional<IssuanceReport> issuance_report_;
+  std::optional<std::pair<std::string, LabelledKeys>> labelled_;  // labelled(): label and keys
+  std::optional<p11::Bytes> free_id_;                               // id_free(): an id found free
   std::optional<KnownKey> key_;  // the job's private key, once looked up or generated
   // Declared after client_: destroyed (joined) before the client it uses.
-  std::future<api::Outcome<std::vector<api::OrganizationInfo>>> ca_check_;
+  struct CaCheck {
+    std::optional<api::Outcome<std::vector<api::OrganizationInfo>>> organizations;
+    std::optional<api::Outcome<api::ProductInfo>> product;  // asked for a new order only
+  };
+  std::future<CaCheck> ca_check_;
+  std::optional<CaCheck> ca_checked_;
 };
 
 // How run_job drives a job for a person watching: one progress line per committed move, one per
 // wait saying what it waits for; --no-wait and --timeout.
 RunOptions job_run_options(const TokenRun& run, bool wait, std::optional<std::chrono::seconds> timeout);
+
+// run_job, where a step that failed because a stop was asked for (a CertCentral call abandoned,
+// already rolled back by run_job) ends the run as RunStop::stopped with the job saved.
+RunResult run_job_until_stopped(Journal& journal, std::int64_t id, const StepTable& steps, const RunOptions& options);
 
 // The CN of a request's subject, empty when it has none.
 std::string common_name_of(const X509_REQ* request);

@@ -11,6 +11,7 @@
 #include "ca/client_factory.hpp"
 #include "ca/order_file.hpp"
 #include "ca/order_lookup.hpp"
+#include "certs/certbundle.hpp"
 #include "csr/profile.hpp"
 #include "provision/token_run.hpp"
 #include "qscd/api/error.hpp"
@@ -176,7 +177,7 @@ Renewer::Renewer(ProvisionServices services, RenewOptions options)
     throw UsageError("--keep-old", "not with --reuse-key: the reused key keeps its CKA_ID, so the new certificate replaces the old one");
   }
   if (!o.trust.empty()) {
-    if (!std::filesystem::is_regular_file(o.trust)) throw UsageError("--trust", o.trust + " is not a file");
+    (void)read_trust_file(o.trust, "--trust");  // garbage is refused before the token or the CA
     s.trust = o.trust;
   }
   if (!o.order_file.empty()) {
@@ -309,7 +310,8 @@ RenewalOutcome Renewer::resume(const p11::TokenInfo& token, std::int64_t job_id)
   steps.on(JobState::retiring_old, [&run, &retire](const Job& now) { return retire_old_pair(run.session(), now, retire); });
 
   run.say("renewal job " + std::to_string(job.id) + " (" + job.key.display() + ") from " + std::string(to_string(job.state)));
-  const RunResult result = run_job(run.journal(), job.id, steps, job_run_options(run, !s.options.no_wait, s.options.timeout));
+  const RunResult result =
+      run_job_until_stopped(run.journal(), job.id, steps, job_run_options(run, !s.options.no_wait, s.options.timeout));
   if (const std::size_t removed = discard_failed_renewal_pair(run.session(), result.job); removed > 0) {
     run.say("renewal job " + std::to_string(job.id) + " failed: its new pair (id " + result.job.key_id_hex + ", " + std::to_string(removed) +
             " objects) removed; the old pair is untouched");

@@ -3,6 +3,7 @@
 #include "base/errors.hpp"
 #include "base/text.hpp"
 #include "qscd/pkcs11/error.hpp"
+#include "qscd/pkcs11/login.hpp"
 #include "qscd/pkcs11/module.hpp"
 
 namespace qscd::agent {
@@ -41,15 +42,23 @@ api::SecretBytes read_new_pin(const std::string& spec, std::string_view what, st
   api::SecretBytes pin = read_secret(source, what, option);
   require_utf8_text(pin.view(), option, "the " + std::string(what));
   if (source != "prompt" && source != "pinentry") return pin;  // nobody typed it: no typo to catch
-  api::SecretBytes again = read_secret(source, std::string(what) + " again", option);
-  if (pin.view() != again.view()) throw UsageError(std::string(option), "the two entries differ");
-  return pin;  // both buffers wipe themselves
+  // A mistyped confirmation asks for the new PIN twice again, not for the whole command again.
+  constexpr int tries = 3;
+  for (int attempt = 1;; ++attempt) {
+    api::SecretBytes again = read_secret(source, std::string(what) + " again", option);
+    if (pin.view() == again.view()) return pin;  // both buffers wipe themselves
+    if (attempt == tries) throw UsageError(std::string(option), "the two entries differed " + std::to_string(tries) + " times");
+    pin = read_secret(source, std::string(what) + " (the two entries differed; type it again)", option);
+    require_utf8_text(pin.view(), option, "the " + std::string(what));
+  }
 }
 
 OpenToken open_logged_in(const TokenAccess& tokens, const TokenOptions& options) {
-  api::SecretBytes pin = read_pin(options.pin_source, "user PIN", "--pin-source");
   p11::Module& module = tokens.module();
   p11::TokenInfo info = p11::select_token(module, options.token_uri());
+  // A locked PIN or a final try without --allow-final-try is refused before the PIN is asked for.
+  p11::check_pin_flags(info, CKU_USER, options.login_options());
+  api::SecretBytes pin = read_pin(options.pin_source, "user PIN", "--pin-source");
   tokens.log.info("token '" + info.label + "' in slot " + std::to_string(info.slot));
   p11::Session session(module, info.slot, p11::Session::Access::read_write);
   p11::login(session, CKU_USER, pin.bytes(), options.login_options());
@@ -73,6 +82,7 @@ OpenKey open_key(const TokenAccess& tokens, const std::string& key_uri, const To
   std::optional<api::SecretBytes> pin;
   const bool log_in = access.login == KeyLogin::required ? info.login_required : !options.pin_source.empty();
   if (log_in) {
+    p11::check_pin_flags(info, CKU_USER, options.login_options());
     pin = read_pin(options.pin_source, "user PIN", "--pin-source");
     p11::login(session, CKU_USER, pin->bytes(), options.login_options());
   }

@@ -360,6 +360,7 @@ class Daemon {
         ++installed_;
         say(who + " done: certificate " + job.cert_serial + " installed (" + std::string(to_string(job.kind)) + ")");
         return;
+      case RunStop::stopped:  // the daemon's runs set no stop predicate; a stop ends the loop instead
       case RunStop::waiting_on_ca: {
         const seconds delay = std::max(retry_after, seconds(1));
         pending_[job.id] = PendingJob{token.serial, Clock::now() + delay, seconds(0)};

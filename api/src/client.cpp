@@ -267,6 +267,17 @@ Outcome<std::vector<OrganizationInfo>> Client::list_organizations() {
                                                          [](const json& doc) { return parse_organizations(doc); });
 }
 
+Outcome<ProductInfo> Client::product_info(std::string_view name_id) {
+  check_id(name_id, "product name_id");
+  return impl_->json_call<ProductInfo>(Method::get, "/product/" + std::string(name_id), nullptr, Repeat::safe, [](const json& doc) {
+    ProductInfo info;
+    info.name_id = string_or_empty(doc, "name_id");
+    info.name = string_or_empty(doc, "name");
+    info.raw = doc;
+    return info;
+  });
+}
+
 Outcome<Done> Client::cancel_order(std::string_view order_id, std::string_view note) {
   check_id(order_id, "order id");
   if (note.empty()) throw ValidationError("note", "is required to cancel an order");

@@ -83,7 +83,7 @@ CertificateFields certificate_from_json(const json& body) {
     } else if (passthrough_certificate.contains(key)) {
       out.extra[key] = value;
     } else {
-      throw ValidationError(field, "is not a field of the order body");
+      throw ValidationError(field, "is not a field of the certificate");
     }
   }
   return out;
@@ -246,6 +246,27 @@ void default_common_name(OrderRequest& request, const std::string& common_name) 
 }
 
 bool is_qscd_order(const OrderRequest& request) { return request.provisioning_method.value_or("") == "qscd"; }
+
+std::vector<std::string_view> order_body_fields(std::string_view object) {
+  std::vector<std::string_view> fields;
+  if (object.empty()) {
+    fields = {"certificate",    "organization",   "csa_agreed_to", "provisioning_method", "ship_info",
+              "order_validity", "validity_years", "payment_method", "credit_card",        "billing_address",
+              "skip_approval",  "comments",       "renewal_of_order_id"};
+    fields.insert(fields.end(), passthrough_top.begin(), passthrough_top.end());
+  } else if (object == "certificate") {
+    fields = {"common_name", "dns_names", "csr", "signature_hash", "profile_option", "is_rsassa_pss", "oin", "exclude_oin",
+              "server_platform"};
+    fields.insert(fields.end(), passthrough_certificate.begin(), passthrough_certificate.end());
+  } else if (object == "contact") {
+    fields = {"user_id", "first_name", "last_name", "job_title", "telephone", "email", "contact_type"};
+  } else if (object == "ship_info") {
+    fields = {"name", "addr1", "addr2", "city", "state", "zip", "country", "method"};
+  } else if (object == "order_validity") {
+    fields = {"years", "days", "custom_expiration_date"};
+  }
+  return fields;
+}
 
 OrderRequest order_request_from_json(std::string product, const nlohmann::json& body) {
   if (!body.is_object()) throw ValidationError("order file", "must be a JSON object (the order body)");

@@ -129,7 +129,32 @@ int Transport::on_debug(CURL*, curl_infotype type, char* data, std::size_t size,
   return 0;
 }
 
+int Transport::on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* self = static_cast<const Transport*>(user);
+  return self->options.cancelled() ? 1 : 0;
+}
+
+bool Transport::pause(std::chrono::milliseconds delay) {
+  if (!options.cancelled) {
+    options.clock->sleep_for(delay);
+    return true;
+  }
+  constexpr std::chrono::milliseconds slice{100};
+  while (delay > std::chrono::milliseconds::zero()) {
+    if (options.cancelled()) return false;
+    const auto step = std::min(delay, slice);
+    options.clock->sleep_for(step);
+    delay -= step;
+  }
+  return !options.cancelled();
+}
+
 HttpResult Transport::perform_once(Method method, const std::string& url, const std::string* body) {
+  if (options.cancelled && options.cancelled()) {
+    HttpResult cancelled;
+    cancelled.transport_error = std::string(method_name(method)) + " " + url + ": cancelled before it was sent";
+    return cancelled;
+  }
   CURL* h = curl.handle();
   curl_easy_reset(h);  // keeps the connection cache and TLS session
   CurlHeaders headers;
@@ -157,6 +182,11 @@ HttpResult Transport::perform_once(Method method, const std::string& url, const 
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
   if (!options.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options.ca_file.c_str());
+  if (options.cancelled) {
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &Transport::on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, this);
+  }
   if (options.trace) {
     curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
     curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, &Transport::on_debug);
@@ -181,7 +211,9 @@ HttpResult Transport::perform_once(Method method, const std::string& url, const 
     return result;
   }
   if (code != CURLE_OK) {
-    std::string reason = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(code);
+    std::string reason = code == CURLE_ABORTED_BY_CALLBACK ? std::string("cancelled during the transfer")
+                         : error_buffer[0] != '\0'      ? std::string(error_buffer)
+                                                         : std::string(curl_easy_strerror(code));
     result.transport_error = std::string(method_name(method)) + " " + url + ": " + reason;
     // TLS verification and setup failures do not heal by trying again.
     result.transient = code == CURLE_COULDNT_CONNECT || code == CURLE_OPERATION_TIMEDOUT || code == CURLE_GOT_NOTHING ||
@@ -217,7 +249,24 @@ HttpResult Transport::call(Method method, const std::string& path, const std::st
       options.trace("* retrying " + std::string(method_name(method)) + " " + path + " in " +
                     std::to_string(delay.count()) + " ms (attempt " + std::to_string(attempt + 1) + ")");
     }
-    options.clock->sleep_for(delay);
+    if (options.on_retry) {
+      RetryNotice notice;
+      notice.call = std::string(method_name(method)) + " " + path;
+      if (result.transport_error) {
+        notice.reason = *result.transport_error;
+      } else {
+        notice.reason = "HTTP " + std::to_string(result.status) + (result.status == 429 ? " (rate limited)" : "");
+      }
+      notice.next_attempt = attempt + 1;
+      notice.max_attempts = options.retry.max_attempts;
+      notice.delay = delay;
+      options.on_retry(notice);
+    }
+    if (!pause(delay)) {
+      result.transport_error = std::string(method_name(method)) + " " + path + ": cancelled while waiting to try again";
+      result.transient = false;
+      return result;
+    }
   }
 }
 

@@ -120,6 +120,9 @@ class Transport {
   std::chrono::milliseconds backoff(int attempt, const std::optional<std::chrono::seconds>& retry_after);
   static std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user);
   static int on_debug(CURL*, curl_infotype type, char* data, std::size_t size, void* user);
+  static int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t);
+  // The retry pause, in slices so that `cancelled` ends it early; false when it was cancelled.
+  bool pause(std::chrono::milliseconds delay);
   HttpResult perform_once(Method method, const std::string& url, const std::string* body);
 
   ApiKey key;

@@ -25,14 +25,14 @@ _qscd_agent() {
     "") words_for="$commands" ;;
     tokens) words_for="$login" ;;
     token) words_for="init change-pin unblock $login --label --force --so --so-pin-source --new-pin-source" ;;
-    keygen) words_for="$login --key-type --label --id --always-authenticate" ;;
+    keygen) words_for="$login --key-type --label --id --always-authenticate --allow-duplicate-label" ;;
     csr) words_for="check $login --key --profile --subject-file --set --out --der --rsa-pss" ;;
     order) words_for="submit attach status wait --product --csr --order-file --dry-run --approve --init-code-source --timeout --interval" ;;
     orgs) words_for="" ;;
-    provision) words_for="$login --profile --product --key --key-type --label --id --subject-file --set --rsa-pss --order-file --order --approve --no-wait --timeout --poll-interval --trust --job --all --sign-pin-source" ;;
+    provision) words_for="$login --profile --product --key --key-type --label --id --subject-file --set --rsa-pss --order-file --order --approve --no-wait --timeout --poll-interval --trust --expect --job --all --sign-pin-source" ;;
     renew) words_for="$login --sign-pin-source --within --all --dry-run --reuse-key --keep-old --allow-new-order --order-file --approve --no-wait --timeout --poll-interval --trust" ;;
     watch) words_for="--pin-source --allow-final-try --sign-pin-source --poll-every --run-for" ;;
-    install) words_for="--key --cert --order --trust --pin-source --allow-final-try --profile --product --csr" ;;
+    install) words_for="--key --cert --order --trust --pin-source --allow-final-try --profile --product --csr --expect" ;;
     export) words_for="--key --format --out --pin-source --allow-final-try" ;;
     jobs) words_for="show" ;;
   esac

@@ -19,7 +19,9 @@ namespace qscd::p11 {
 namespace {
 
 using detail::ec_params_der;
-using detail::public_value_for_id;
+using detail::public_key_from_values;
+using detail::public_value_types;
+using detail::value_for_id;
 
 Bytes sha1(std::span<const unsigned char> data) {
   Bytes digest(SHA_DIGEST_LENGTH);
@@ -87,38 +89,11 @@ void destroy_quietly(Session& session, std::initializer_list<ObjectHandle> objec
   }
 }
 
-// One half of a pair generated as session objects, put on the token under its final `id`:
-// copied (and the session object destroyed), or, when the module made it a token object despite
-// CKA_TOKEN false (OpenSC's card keys always are), given the id in place. nullopt when the module
-// refuses the copy or the copy is not the key it was made from. `half` is used up: unless it is
-// the handle returned, it has been destroyed, whatever the outcome (a module may hand a destroyed
-// object's handle to a new object, so the caller must never destroy it again).
-std::optional<ObjectHandle> half_onto_token(Session& session, ObjectHandle half, CK_OBJECT_CLASS half_class,
-                                            AttributeTemplate expected, std::span<const unsigned char> id,
-                                            bool id_changes) {
-  // What only generation on the device gives a key must survive the copy; PKCS#11 2.40 keeps
-  // CKA_LOCAL true for "a copy of a key which had its CKA_LOCAL attribute set to CK_TRUE". The last
-  // two are private key attributes: a public key is not asked for them (one read, not four).
-  static constexpr CK_ATTRIBUTE_TYPE history[] = {CKA_TOKEN, CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE,
-                                                  CKA_NEVER_EXTRACTABLE};
-  const std::span<const CK_ATTRIBUTE_TYPE> asked =
-      half_class == CKO_PRIVATE_KEY ? std::span(history) : std::span(history).first(3);
-  AttributeTemplate changes;
-  if (id_changes) changes.id(id);
-  try {
-    const std::vector<Attribute> read = session.attributes(half, asked);
-    if (read[0].present() && read[0].as_bool()) {
-      if (id_changes) session.set_attributes(half, changes);
-      return half;
-    }
-    for (std::size_t i = 1; i < read.size(); ++i) {
-      if (read[i].present()) expected.add_bytes(asked[i], read[i].value);
-    }
-  } catch (...) {
-    destroy_quietly(session, {half});
-    throw;
-  }
-  return session.copy_onto_token(half, std::move(changes), expected);  // destroys `half` on every path
+// What generation gives a key and a copy keeps (PKCS#11 2.40 keeps CKA_LOCAL true for "a copy of
+// a key which had its CKA_LOCAL attribute set to CK_TRUE"): the copy of a half must still say so.
+void add_history(AttributeTemplate& expected, const KeyGenRequest& request, bool private_half) {
+  expected.add_bool(CKA_LOCAL, true).add_ulong(CKA_KEY_GEN_MECHANISM, keygen_mechanism(request).mechanism);
+  if (private_half) expected.add_bool(CKA_ALWAYS_SENSITIVE, true).add_bool(CKA_NEVER_EXTRACTABLE, true);
 }
 
 // On a soft token, the pair generated as session objects and copied onto the token: SoftHSM2's file store
@@ -128,15 +103,19 @@ std::optional<ObjectHandle> half_onto_token(Session& session, ObjectHandle half,
 // one, which a resume can remove (the private key alone could not give the CSR its public key).
 // nullopt when the module cannot do it this way before anything reached the token; then the
 // caller generates on the token.
+//
+// Calls (each a round trip on a card): the staged public half is read once, for whether the
+// module made token objects despite CKA_TOKEN false (OpenSC's card keys always are: then both
+// halves are kept and given the id in place), its public values (the default id, the caller's
+// public key, and the copy's check) and what generation gave it; each copy is checked in one read
+// against its template, its public values or the history generation gives a private key.
 std::optional<KeyPair> generate_by_copy(Session& session, const KeyGenRequest& request) {
   const CK_FUNCTION_LIST* functions = session.functions();
   if (functions->C_CopyObject == nullptr || functions->C_DestroyObject == nullptr) return std::nullopt;
   // Only on a soft token, where every key lives in the host's memory anyway. A hardware slot's
   // pair comes from one C_GenerateKeyPair of token objects: its middleware might keep a session
   // key outside the device, and the copy would then put on the device a key made elsewhere.
-  CK_SLOT_INFO slot{};
-  QSCD_P11_CALL(functions, session.site(), C_GetSlotInfo, session.slot(), &slot);
-  if ((slot.flags & CKF_HW_SLOT) != 0) return std::nullopt;
+  if (session.hardware_slot()) return std::nullopt;
   // The default id is a hash of the public value, known only after generation; the copies get it.
   const Bytes staged_id = request.id ? *request.id : random_id();
   AttributeTemplate public_template = public_key_template(request, staged_id, false);
@@ -157,17 +136,43 @@ std::optional<KeyPair> generate_by_copy(Session& session, const KeyGenRequest& r
   // only what is still ours.
   ObjectHandle public_copy = CK_INVALID_HANDLE;
   try {
-    pair.id = request.id ? *request.id : sha1(public_value_for_id(session, staged_public, request.type));
+    const auto values = public_value_types(request.type);
+    const CK_ATTRIBUTE_TYPE asked[] = {CKA_TOKEN, CKA_LOCAL, CKA_KEY_GEN_MECHANISM, values[0], values[1]};
+    const std::vector<Attribute> read = session.attributes(staged_public, asked);
+    const Bytes& first = read[3].present() ? read[3].value : Bytes{};
+    const Bytes& second = read[4].present() ? read[4].value : Bytes{};
+    pair.public_value = public_key_from_values(request.type, first, second);
+    pair.id = request.id ? *request.id : sha1(value_for_id(request.type, first, second));
     const bool id_changes = !request.id;
-    auto on_token = half_onto_token(session, std::exchange(staged_public, CK_INVALID_HANDLE), CKO_PUBLIC_KEY,
-                                    public_key_template(request, pair.id, true), pair.id, id_changes);
+    auto changes = [&] {
+      AttributeTemplate id_change;
+      if (id_changes) id_change.id(pair.id);
+      return id_change;
+    };
+    if (read[0].present() && read[0].as_bool()) {
+      // Token objects already, whatever the template said: kept, given the final id in place.
+      if (id_changes) {
+        session.set_attributes(staged_public, changes());
+        session.set_attributes(staged_private, changes());
+      }
+      pair.public_key = std::exchange(staged_public, CK_INVALID_HANDLE);
+      pair.private_key = std::exchange(staged_private, CK_INVALID_HANDLE);
+      return pair;
+    }
+    AttributeTemplate public_expected = public_key_template(request, pair.id, true);
+    for (std::size_t i = 1; i < 3; ++i) {
+      if (read[i].present()) public_expected.add_bytes(asked[i], read[i].value);
+    }
+    public_expected.add_bytes(values[0], first).add_bytes(values[1], second);
+    auto on_token = session.copy_onto_token(std::exchange(staged_public, CK_INVALID_HANDLE), changes(), public_expected);
     if (!on_token) {
       session.destroy(std::exchange(staged_private, CK_INVALID_HANDLE));
       return std::nullopt;
     }
     public_copy = *on_token;
-    on_token = half_onto_token(session, std::exchange(staged_private, CK_INVALID_HANDLE), CKO_PRIVATE_KEY,
-                               private_key_template(request, pair.id, true), pair.id, id_changes);
+    AttributeTemplate private_expected = private_key_template(request, pair.id, true);
+    add_history(private_expected, request, true);
+    on_token = session.copy_onto_token(std::exchange(staged_private, CK_INVALID_HANDLE), changes(), private_expected);
     if (!on_token) {
       session.destroy(std::exchange(public_copy, CK_INVALID_HANDLE));
       return std::nullopt;
@@ -197,10 +202,16 @@ KeyPair generate_on_token(Session& session, const KeyGenRequest& request) {
                 public_template.data(), public_template.size(), private_template.data(), private_template.size(),
                 &pair.public_key, &pair.private_key);
   try {
+    // One read: the caller's public key, and the default id.
+    const auto values = public_value_types(request.type);
+    const std::vector<Attribute> read = session.attributes(pair.public_key, values);
+    const Bytes& first = read[0].present() ? read[0].value : Bytes{};
+    const Bytes& second = read[1].present() ? read[1].value : Bytes{};
+    pair.public_value = public_key_from_values(request.type, first, second);
     if (request.id) {
       pair.id = *request.id;
     } else {
-      pair.id = sha1(public_value_for_id(session, pair.public_key, request.type));
+      pair.id = sha1(value_for_id(request.type, first, second));
       AttributeTemplate final_id;
       final_id.id(pair.id);
       session.set_attributes(pair.public_key, final_id);
@@ -217,7 +228,7 @@ KeyPair generate_on_token(Session& session, const KeyGenRequest& request) {
 }  // namespace
 
 KeyPair generate_key_pair(Session& session, const KeyGenRequest& request) {
-  if (request.id && !find_by_id(session, *request.id).empty()) {
+  if (request.id && !request.id_checked && !find_by_id(session, *request.id).empty()) {
     throw InvalidArgument("id " + to_hex(*request.id) + " is already used by an object on token '" +
                           session.site().token_label + "'");
   }

@@ -235,6 +235,29 @@ std::optional<ObjectHandle> find_public_key(const Session& session, ObjectHandle
   return find_public_key(session, describe_key(session, private_key));
 }
 
+std::optional<ObjectHandle> rebuild_public_key(Session& session, ObjectHandle private_key) {
+  const KeyDescription description = describe_key(session, private_key);
+  if (description.object_class != CKO_PRIVATE_KEY || description.key_type != CKK_RSA) return std::nullopt;
+  static constexpr CK_ATTRIBUTE_TYPE values[] = {CKA_MODULUS, CKA_PUBLIC_EXPONENT};
+  const std::vector<Attribute> read = session.attributes(private_key, values);
+  if (!read[0].present() || read[0].value.empty() || !read[1].present() || read[1].value.empty()) return std::nullopt;
+  // The usage flags keygen.cpp gives a public half.
+  AttributeTemplate object;
+  object.object_class(CKO_PUBLIC_KEY)
+      .key_type(CKK_RSA)
+      .token(true)
+      .private_(false)
+      .verify(true)
+      .add_bool(CKA_VERIFY_RECOVER, false)
+      .encrypt(false)
+      .wrap(false)
+      .id(description.id)
+      .label(description.label)
+      .add_bytes(CKA_MODULUS, read[0].value)
+      .add_bytes(CKA_PUBLIC_EXPONENT, read[1].value);
+  return session.create_on_token(object);
+}
+
 namespace {
 
 EvpPkeyPtr from_params(const char* type, OSSL_PARAM_BLD* builder) {
@@ -258,8 +281,7 @@ std::array<Bytes, 2> required_pair(const Session& session, ObjectHandle key, CK_
   return {std::move(read[0].value), std::move(read[1].value)};
 }
 
-EvpPkeyPtr rsa_public_key(const Session& session, ObjectHandle key) {
-  auto [modulus, exponent] = required_pair(session, key, CKA_MODULUS, "CKA_MODULUS", CKA_PUBLIC_EXPONENT, "CKA_PUBLIC_EXPONENT");
+EvpPkeyPtr rsa_from_values(const Bytes& modulus, const Bytes& exponent) {
   std::unique_ptr<BIGNUM, BnDeleter> n(BN_bin2bn(modulus.data(), static_cast<int>(modulus.size()), nullptr));
   std::unique_ptr<BIGNUM, BnDeleter> e(BN_bin2bn(exponent.data(), static_cast<int>(exponent.size()), nullptr));
   std::unique_ptr<OSSL_PARAM_BLD, ParamBldDeleter> builder(OSSL_PARAM_BLD_new());
@@ -270,8 +292,7 @@ EvpPkeyPtr rsa_public_key(const Session& session, ObjectHandle key) {
   return from_params("RSA", builder.get());
 }
 
-EvpPkeyPtr ec_public_key(const Session& session, ObjectHandle key) {
-  auto [params, encoded_point] = required_pair(session, key, CKA_EC_PARAMS, "CKA_EC_PARAMS", CKA_EC_POINT, "CKA_EC_POINT");
+EvpPkeyPtr ec_from_values(const Bytes& params, const Bytes& encoded_point) {
   int nid = curve_nid_from_params(params);
   Bytes point = ec_point_raw(encoded_point, nid);
   std::unique_ptr<OSSL_PARAM_BLD, ParamBldDeleter> builder(OSSL_PARAM_BLD_new());
@@ -282,7 +303,38 @@ EvpPkeyPtr ec_public_key(const Session& session, ObjectHandle key) {
   return from_params("EC", builder.get());
 }
 
+EvpPkeyPtr rsa_public_key(const Session& session, ObjectHandle key) {
+  auto [modulus, exponent] = required_pair(session, key, CKA_MODULUS, "CKA_MODULUS", CKA_PUBLIC_EXPONENT, "CKA_PUBLIC_EXPONENT");
+  return rsa_from_values(modulus, exponent);
+}
+
+EvpPkeyPtr ec_public_key(const Session& session, ObjectHandle key) {
+  auto [params, encoded_point] = required_pair(session, key, CKA_EC_PARAMS, "CKA_EC_PARAMS", CKA_EC_POINT, "CKA_EC_POINT");
+  return ec_from_values(params, encoded_point);
+}
+
 }  // namespace
+
+namespace detail {
+
+std::array<CK_ATTRIBUTE_TYPE, 2> public_value_types(const KeyType& type) {
+  if (type.algorithm == KeyType::Algorithm::rsa) return {CKA_MODULUS, CKA_PUBLIC_EXPONENT};
+  return {CKA_EC_PARAMS, CKA_EC_POINT};
+}
+
+EvpPkeyPtr public_key_from_values(const KeyType& type, const Bytes& first, const Bytes& second) {
+  const bool rsa = type.algorithm == KeyType::Algorithm::rsa;
+  if (first.empty()) throw Error(std::string("the key has no readable ") + (rsa ? "CKA_MODULUS" : "CKA_EC_PARAMS"));
+  if (second.empty()) throw Error(std::string("the key has no readable ") + (rsa ? "CKA_PUBLIC_EXPONENT" : "CKA_EC_POINT"));
+  return rsa ? rsa_from_values(first, second) : ec_from_values(first, second);
+}
+
+Bytes value_for_id(const KeyType& type, const Bytes& first, const Bytes& second) {
+  if (type.algorithm == KeyType::Algorithm::rsa) return first;
+  return ec_point_raw(second, type.curve_nid);
+}
+
+}  // namespace detail
 
 EvpPkeyPtr public_key(const Session& session, ObjectHandle key) {
   KeyDescription description = describe_key(session, key);

@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <utility>
@@ -113,14 +114,18 @@ CK_INFO Module::info() const {
 }
 
 std::vector<CK_SLOT_ID> Module::slots(bool token_present) const {
-  // The list can grow between the two calls (a token plugged in): retry.
+  // One call with room for more slots than a host has readers, instead of asking the count
+  // first (on a card reader each call is a round trip). A longer list answers
+  // CKR_BUFFER_TOO_SMALL with its length; it can grow between two calls (a token plugged in): retry.
+  std::vector<CK_SLOT_ID> slots(32);
   for (;;) {
-    CK_ULONG count = 0;
-    QSCD_P11_CALL(functions_, CallSite{}, C_GetSlotList, static_cast<CK_BBOOL>(token_present), nullptr, &count);
-    std::vector<CK_SLOT_ID> slots(count);
+    CK_ULONG count = static_cast<CK_ULONG>(slots.size());
     CK_RV rv = QSCD_P11_CALL_RAW(functions_, CallSite{}, C_GetSlotList, static_cast<CK_BBOOL>(token_present),
                                  slots.data(), &count);
-    if (rv == CKR_BUFFER_TOO_SMALL) continue;
+    if (rv == CKR_BUFFER_TOO_SMALL) {
+      slots.resize(std::max<std::size_t>(count, slots.size() * 2));
+      continue;
+    }
     if (rv != CKR_OK) throw CallError(rv, "C_GetSlotList", CallSite{});
     slots.resize(count);
     return slots;

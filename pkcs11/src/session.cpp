@@ -1,6 +1,8 @@
 #include "qscd/pkcs11/session.hpp"
 
 #include <algorithm>
+#include <map>
+#include <mutex>
 #include <utility>
 
 #include "call.hpp"
@@ -24,18 +26,43 @@ CK_ATTRIBUTE* mutable_attributes(const AttributeTemplate& query) {
 // for the ids, labels, names, keys and certificates tokens hold. A longer value is read again.
 CK_ULONG first_read_capacity(CK_ATTRIBUTE_TYPE type) { return type == CKA_VALUE ? 4096 : 1024; }
 
+// Sessions open per slot in this process. Closing the last one ends the login (PKCS#11 2.40,
+// C_CloseSession: the token's login state for the application returns to public sessions), so
+// its C_Logout would be one more round trip to the card for nothing.
+std::mutex g_open_mutex;
+std::map<CK_SLOT_ID, int> g_open_sessions;
+
+void note_opened(CK_SLOT_ID slot) {
+  std::lock_guard lock(g_open_mutex);
+  ++g_open_sessions[slot];
+}
+
+// True when the session being closed is the slot's last one.
+bool note_closing(CK_SLOT_ID slot) noexcept {
+  std::lock_guard lock(g_open_mutex);
+  auto found = g_open_sessions.find(slot);
+  if (found == g_open_sessions.end()) return true;
+  if (--found->second > 0) return false;
+  g_open_sessions.erase(found);
+  return true;
+}
+
 }  // namespace
 
 Session::Session(const Module& module, CK_SLOT_ID slot, Access access)
-    : functions_(module.functions()), slot_(slot), site_{slot, {}} {
-  site_.token_label = read_token_info(functions_, slot).label;
+    : Session(module, read_token_info(module.functions(), slot), access) {}
+
+Session::Session(const Module& module, const TokenInfo& token, Access access)
+    : functions_(module.functions()), slot_(token.slot), site_{token.slot, token.label} {
   CK_FLAGS flags = CKF_SERIAL_SESSION | (access == Access::read_write ? CKF_RW_SESSION : 0);
-  QSCD_P11_CALL(functions_, site_, C_OpenSession, slot, flags, nullptr, nullptr, &handle_);
+  QSCD_P11_CALL(functions_, site_, C_OpenSession, slot_, flags, nullptr, nullptr, &handle_);
+  note_opened(slot_);
 }
 
 void Session::release() noexcept {
   if (functions_ == nullptr || handle_ == CK_INVALID_HANDLE) return;
-  if (logout_on_close_) QSCD_P11_CALL_NOEXCEPT(functions_, C_Logout, handle_);
+  const bool last = note_closing(slot_);
+  if (logout_on_close_ && !last) QSCD_P11_CALL_NOEXCEPT(functions_, C_Logout, handle_);
   QSCD_P11_CALL_NOEXCEPT(functions_, C_CloseSession, handle_);
   handle_ = CK_INVALID_HANDLE;
   logged_in_.reset();
@@ -49,8 +76,9 @@ void Session::close() {
   CK_SESSION_HANDLE handle = std::exchange(handle_, CK_INVALID_HANDLE);
   bool was_logged_in = std::exchange(logout_on_close_, false);
   logged_in_.reset();
+  const bool last = note_closing(slot_);
   // Logout failing (e.g. the token is gone) must not keep the session open.
-  CK_RV logout = was_logged_in ? QSCD_P11_CALL_RAW(functions_, site_, C_Logout, handle) : CKR_OK;
+  CK_RV logout = was_logged_in && !last ? QSCD_P11_CALL_RAW(functions_, site_, C_Logout, handle) : CKR_OK;
   QSCD_P11_CALL(functions_, site_, C_CloseSession, handle);
   if (logout != CKR_OK && logout != CKR_USER_NOT_LOGGED_IN) throw CallError(logout, "C_Logout", site_);
 }
@@ -78,6 +106,15 @@ Session& Session::operator=(Session&& other) noexcept {
 
 TokenInfo Session::token_info() const { return read_token_info(functions_, slot_); }
 
+bool Session::hardware_slot() const {
+  if (!hardware_slot_) {
+    CK_SLOT_INFO slot{};
+    QSCD_P11_CALL(functions_, site_, C_GetSlotInfo, slot_, &slot);
+    hardware_slot_ = (slot.flags & CKF_HW_SLOT) != 0;
+  }
+  return *hardware_slot_;
+}
+
 std::vector<ObjectHandle> Session::find(const AttributeTemplate& query) const {
   FindOperation operation(*this, query);
   std::vector<ObjectHandle> all;
@@ -99,6 +136,9 @@ ObjectHandle Session::create(const AttributeTemplate& object) {
 ObjectHandle Session::create_on_token(AttributeTemplate& object) {
   object.token(true);
   if (functions_->C_CopyObject == nullptr || functions_->C_DestroyObject == nullptr) return create(object);
+  // The copy is for SoftHSM2's file store; a device writes the object once either way, and each
+  // extra call is a round trip to it.
+  if (hardware_slot()) return create(object);
   object.token(false);
   ObjectHandle staged = CK_INVALID_HANDLE;
   CK_RV rv = QSCD_P11_CALL_RAW(functions_, site_, C_CreateObject, handle_, object.data(), object.size(), &staged);
@@ -126,7 +166,17 @@ std::optional<ObjectHandle> Session::copy_onto_token(ObjectHandle staged, Attrib
     if (!refuses_copy(rv)) throw CallError(rv, "C_CopyObject", site_);
     return std::nullopt;
   }
-  if (!holds(copied, expected)) {
+  bool complete = false;
+  try {
+    complete = holds(copied, expected);
+  } catch (...) {
+    // The copy is on the token but unchecked (the token failed the read): it goes, or a
+    // caller's cleanup, which never learns its handle, would leave it behind (a private key
+    // without its public half, issue 18 defect 9). Best effort: the read's error is what counts.
+    QSCD_P11_CALL_NOEXCEPT(functions_, C_DestroyObject, handle_, copied);
+    throw;
+  }
+  if (!complete) {
     destroy(copied);
     return std::nullopt;
   }

@@ -83,6 +83,17 @@ TEST_CASE("orgs, order submit --dry-run, submit, wait with progress, status") {
   auto attached = agent.run({"--json", "order", "attach", id, "--csr", new_csr, "--approve"});
   REQUIRE(attached.exit_code == 0);
   CHECK(json::parse(attached.out)["action"] == "reissue");
+
+  // A reissue left pending (attach without --approve) is approved by `order wait --approve` too.
+  auto third_key = qscd::test::make_key("RSA", 3072);
+  std::string third_csr = agent.write("third.csr", qscd::test::make_csr(third_key.get(), "svc.example.nl"));
+  auto pending = agent.run({"--json", "order", "attach", id, "--csr", third_csr});
+  REQUIRE(pending.exit_code == 0);
+  CHECK(json::parse(pending.out)["status"] == "reissue_pending");
+  auto reissued = agent.run({"--json", "order", "wait", id, "--timeout", "30s", "--interval", "1s", "--approve"});
+  REQUIRE_MESSAGE(reissued.exit_code == 0, reissued.err);
+  CHECK(json::parse(reissued.out)["status"] == "issued");
+  CHECK(reissued.err.find("(reissue) of order " + id) != std::string::npos);
 }
 
 TEST_CASE("order attach does the pickup step of a QSCD order, the init code from a secret source") {

@@ -48,6 +48,9 @@ int main(int argc, char** argv) {
   app.add_option("--reject-cn", options.reject_cn, "reject orders for this common name (repeatable)");
   app.add_flag("--wrong-key", options.wrong_key, "issue certificates for a different key than the CSR's");
   app.add_flag("--foreign-chain", options.foreign_chain, "issue from a CA under a root nobody trusts");
+  app.add_option("--seal-level", options.seal_level,
+                 "issue every seal certificate as qcp-l (QCP-l, no QcSSCD) or none (no policy, no qcStatements)")
+      ->check(CLI::IsMember({"qcp-l", "none"}));
   app.add_option("--issue-after-polls", options.issue_after_polls, "stay pending for N looks at the order");
   app.add_option("--issue-after-ms", options.issue_after_ms, "stay pending for at least this long");
   app.add_option("--validity-days", options.validity_days, "certificate validity in days (short for renewal tests)");

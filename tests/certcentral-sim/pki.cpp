@@ -136,8 +136,14 @@ X509Ptr issue(const IssueSpec& spec, const Authority& issuer) {
     if (!san.empty()) cert.extensions.emplace_back("subjectAltName", san);
   } else {
     cert.extensions.emplace_back("keyUsage", "critical,nonRepudiation");
+    // EN 319 411-2 policy and EN 319 412-5 statements: a QSCD seal is QCP-l-qscd with QcSSCD, a
+    // seal whose key was not certified on a QSCD is QCP-l without it, an unqualified one has neither.
     if (spec.usage == Usage::qualified_seal) {
+      cert.extensions.emplace_back("certificatePolicies", qscd::test_ca::policy_qcp_l_qscd);
       cert.extensions.emplace_back(qscd::test_ca::qc_statements_oid, qscd::test_ca::qc_statements_value);
+    } else if (spec.usage == Usage::seal) {
+      cert.extensions.emplace_back("certificatePolicies", qscd::test_ca::policy_qcp_l);
+      cert.extensions.emplace_back(qscd::test_ca::qc_statements_oid, qscd::test_ca::qc_statements_no_sscd_value);
     }
   }
   cert.rsassa_pss = spec.rsassa_pss;

@@ -40,7 +40,9 @@ std::string to_pem(X509* cert);
 ReqPtr parse_csr(const std::string& pem);  // nullptr when not a PEM CSR
 X509Ptr parse_cert(const std::string& pem);
 
-enum class Usage { seal, qualified_seal, server };
+// seal: QCP-l (qualified certificate, key not on a QSCD); qualified_seal: QCP-l-qscd on a QSCD;
+// unqualified_seal: nonRepudiation only, no policy or qcStatements.
+enum class Usage { seal, qualified_seal, unqualified_seal, server };
 
 struct IssueSpec {
   X509_REQ* csr = nullptr;

@@ -919,6 +919,8 @@ class Sim {
       spec.usage = sim::Usage::server;
     } else {
       spec.usage = rule.provisioning.size() == 1 || order["provisioning_method"] == "qscd" ? sim::Usage::qualified_seal : sim::Usage::seal;
+      if (options_.seal_level == "qcp-l") spec.usage = sim::Usage::seal;
+      if (options_.seal_level == "none") spec.usage = sim::Usage::unqualified_seal;
     }
     spec.validity_days = validity_days(order);
     // Only a new order's certificate: the one a renewal test starts from. A reissue starts now.

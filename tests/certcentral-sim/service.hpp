@@ -28,6 +28,7 @@ struct Options {
   std::vector<std::string> reject_cn;
   bool wrong_key = false;
   bool foreign_chain = false;
+  std::string seal_level;  // --seal-level: every seal certificate at this level instead
   int issue_after_polls = 0;
   int issue_after_ms = 0;
   int validity_days = 0;  // 0: from the order (years/days), else this

@@ -31,6 +31,9 @@ constexpr const char* qc_config = R"(
 compliance = SEQUENCE:qc_compliance
 sscd = SEQUENCE:qc_sscd
 type = SEQUENCE:qc_type
+[qc_statements_no_sscd]
+compliance = SEQUENCE:qc_compliance
+type = SEQUENCE:qc_type
 [qc_compliance]
 id = OID:0.4.0.1862.1.1
 [qc_sscd]

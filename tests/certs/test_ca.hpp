@@ -37,6 +37,11 @@ KeyPtr rsa_key(std::size_t bits);
 // an extension of CertSpec::extensions.
 inline constexpr const char* qc_statements_oid = "1.3.6.1.5.5.7.1.3";
 inline constexpr const char* qc_statements_value = "ASN1:SEQUENCE:qc_statements";
+// QcCompliance and QcType eseal without QcSSCD: a qualified certificate whose key is not on a QSCD.
+inline constexpr const char* qc_statements_no_sscd_value = "ASN1:SEQUENCE:qc_statements_no_sscd";
+// certificatePolicies values: QCP-l-qscd and QCP-l (ETSI EN 319 411-2).
+inline constexpr const char* policy_qcp_l_qscd = "0.4.0.194112.1.3";
+inline constexpr const char* policy_qcp_l = "0.4.0.194112.1.1";
 
 struct CertSpec {
   Name subject;

@@ -86,7 +86,7 @@ TEST_CASE("a certificate for another key is refused as CertificateNotForKey (exi
   certs.push_back(ossl::share(f.leaf.get()));
   CHECK_THROWS_WITH_AS(select_for_key(std::move(certs), other_key.get()),
                        "the certificate is not for this key: none of 1 certificate(s) "
-                       "(CN=Testdorp seal,organizationIdentifier=NTRNL-12345678,O=Gemeente Testdorp,C=NL) "
+                       "(C=NL, O=Gemeente Testdorp, organizationIdentifier=NTRNL-12345678, CN=Testdorp seal) "
                        "has the token key's public key",
                        CertificateNotForKey);
   CHECK(failure_for(std::make_exception_ptr(CertificateNotForKey("x"))).code == ExitCode::ca);
@@ -112,7 +112,7 @@ TEST_CASE("the chain verifies to its own root, and a foreign root is refused") {
   auto foreign_trust = write(dir, "foreign.pem", test_pki::pem(foreign.root.get()));
   CHECK_THROWS_WITH_AS(verify_chain(bundle, foreign_trust),
                        ("the certificate chain does not lead to the trust anchors in " + foreign_trust.string() +
-                        ": unable to get local issuer certificate at CN=Test PKI Issuing CA,O=Test PKI,C=NL")
+                        ": unable to get local issuer certificate at C=NL, O=Test PKI, CN=Test PKI Issuing CA")
                            .c_str(),
                        ChainNotTrusted);
   // The same chain with its own root in the bundle is still not trusted by a foreign anchor.
@@ -132,21 +132,58 @@ TEST_CASE("post-issuance checks: a good qualified seal") {
   auto csr = test_pki::make_csr(f.key.get(), seal_subject);
   auto expected = IssuanceExpectations::for_job("pkio-eseal", "pkio_qualified_organisation_services");
   CHECK(expected.seal_profile);
-  CHECK(expected.qscd_seal_product);
+  CHECK(expected.seal_level == SealLevel::qualified_qscd);
   expected.csr = csr.get();
   IssuanceReport report = check_issued(f.leaf.get(), f.key.get(), expected);
   CHECK(report.key_matches);
   CHECK(report.valid_now);
   CHECK(report.non_repudiation == true);
-  REQUIRE(report.qc.has_value());
-  CHECK(report.qc->compliance);
-  CHECK(report.qc->sscd);
-  CHECK(report.qc->type_eseal);
+  REQUIRE(report.seal.has_value());
+  CHECK(report.seal->level == SealLevel::qualified_qscd);
+  CHECK(report.seal->policy_qcp_l_qscd);
+  CHECK(report.seal->qc.compliance);
+  CHECK(report.seal->qc.sscd);
+  CHECK(report.seal->qc.type_eseal);
   CHECK(report.subject_differences.empty());
   CHECK_FALSE(report.subject_order_differs);
   CHECK(report.blocking().empty());
   CHECK_NOTHROW(require_installable(report));
   CHECK(report.to_json()["qc_statements"]["qc_sscd"] == true);
+  CHECK(report.to_json()["seal"]["level"] == "qualified_qscd");
+  const auto lines = report.lines();
+  CHECK(std::find(lines.begin(), lines.end(),
+                  "ok: the certificate is qualified e-seal on a QSCD (QCP-l-qscd); promised: qualified e-seal on a QSCD (QCP-l-qscd)") !=
+        lines.end());
+}
+
+TEST_CASE("an advanced e-seal (QCP-l, no QcSSCD): enough for eu_eseal, refused where a QSCD seal is promised") {
+  Fixture f;
+  CertOptions options{seal_subject, false, "critical,nonRepudiation", true};
+  options.qcp_l_only = true;
+  auto advanced = f.ca.leaf(f.key.get(), options);
+  auto expected = IssuanceExpectations::for_job("pkio-eseal", "eu_eseal");
+  CHECK(expected.seal_level == SealLevel::advanced_qcp_l);
+  IssuanceReport report = check_issued(advanced.get(), f.key.get(), expected);
+  REQUIRE(report.seal.has_value());
+  CHECK(report.seal->level == SealLevel::advanced_qcp_l);
+  CHECK(report.blocking().empty());
+
+  expected.expect_at_least(SealLevel::qualified_qscd);  // --expect qualified
+  report = check_issued(advanced.get(), f.key.get(), expected);
+  CHECK(report.blocking() ==
+        std::vector<std::string>{"the certificate is advanced e-seal (QCP-l: a qualified certificate, the key not certified on a "
+                                 "QSCD), less than the qualified e-seal on a QSCD (QCP-l-qscd) the order promises; it lacks "
+                                 "certificate policy QCP-l-qscd (0.4.0.194112.1.3), qcStatement QcSSCD (0.4.0.1862.1.4)"});
+  CHECK_THROWS_AS(require_installable(report), CertificateRejected);
+  // --expect advanced never lowers what the product promises.
+  expected = IssuanceExpectations::for_job("pkio-eseal", "pkio_qualified_organisation_services");
+  expected.expect_at_least(SealLevel::advanced_qcp_l);
+  CHECK(expected.seal_level == SealLevel::qualified_qscd);
+  CHECK(parse_expected_seal("qualified", "--expect") == SealLevel::qualified_qscd);
+  CHECK_THROWS_WITH_AS(parse_expected_seal("qscd", "--expect"),
+                       "--expect: 'qscd' is not a seal level: give qualified (a qualified e-seal on a QSCD, QCP-l-qscd) or "
+                       "advanced (QCP-l)",
+                       UsageError);
 }
 
 TEST_CASE("post-issuance checks: missing QC statements and nonRepudiation, subject rebuilt by the CA, expired") {
@@ -161,21 +198,27 @@ TEST_CASE("post-issuance checks: missing QC statements and nonRepudiation, subje
   CHECK(report.key_matches);
   CHECK_FALSE(report.valid_now);
   CHECK(report.non_repudiation == false);
-  REQUIRE(report.qc.has_value());
-  CHECK_FALSE(report.qc->compliance);
-  CHECK_FALSE(report.qc->type_eseal);
+  REQUIRE(report.seal.has_value());
+  CHECK(report.seal->level == SealLevel::not_qualified);
+  CHECK_FALSE(report.seal->qc.compliance);
+  CHECK_FALSE(report.seal->qc.type_eseal);
   REQUIRE(report.subject_differences.size() == 1);
   CHECK(report.subject_differences[0].attribute == "O");
   CHECK(report.subject_differences[0].in_csr == "Gemeente Testdorp");
   CHECK(report.subject_differences[0].in_certificate == "Gemeente Testdorp B.V.");
   auto lines = report.lines();
-  CHECK(std::find(lines.begin(), lines.end(), "MISSING: qcStatement QcSSCD (0.4.0.1862.1.4)") != lines.end());
+  CHECK(std::find(lines.begin(), lines.end(), "absent: qcStatement QcSSCD (0.4.0.1862.1.4)") != lines.end());
   CHECK(std::find(lines.begin(), lines.end(),
                   "subject differs: O in CSR \"Gemeente Testdorp\", in certificate \"Gemeente Testdorp B.V.\"") !=
         lines.end());
   CHECK_THROWS_WITH_AS(require_installable(report),
                        ("the certificate cannot be installed: the certificate is not valid now (" + report.not_before +
-                        " to " + report.not_after + "); a seal certificate without key usage nonRepudiation")
+                        " to " + report.not_after + "); a seal certificate without key usage nonRepudiation; the "
+                        "certificate is not a qualified seal certificate (no QCP-l or QCP-l-qscd policy with QcCompliance "
+                        "and QcType eseal), less than the advanced e-seal (QCP-l: a qualified certificate, the key not "
+                        "certified on a QSCD) the order promises; it lacks certificate policy QCP-l (0.4.0.194112.1.1) or "
+                        "QCP-l-qscd (0.4.0.194112.1.3), qcStatement QcCompliance (0.4.0.1862.1.1), qcStatement QcType "
+                        "eseal (0.4.0.1862.1.6.2)")
                            .c_str(),
                        CertificateRejected);
 
@@ -192,7 +235,7 @@ TEST_CASE("a server profile does not ask for nonRepudiation or QC statements; a 
   auto expected = IssuanceExpectations::for_job("pkio-server", "pkio_private_services_server");
   IssuanceReport report = check_issued(f.leaf.get(), other_key.get(), expected);
   CHECK_FALSE(report.non_repudiation.has_value());
-  CHECK_FALSE(report.qc.has_value());
+  CHECK_FALSE(report.seal.has_value());
   CHECK(report.blocking() == std::vector<std::string>{"the certificate's public key is not the token key's"});
 }
 

@@ -31,10 +31,11 @@ struct CertOptions {
   Subject subject;
   bool ca = false;
   std::string key_usage = "critical,digitalSignature,nonRepudiation";
-  bool qc_statements = false;  // QcCompliance, QcSSCD, QcType eseal
+  bool qc_statements = false;  // policy QCP-l-qscd; QcCompliance, QcSSCD, QcType eseal
   long not_before_days = -1;
   long not_after_days = 365;
   long serial = 1;
+  bool qcp_l_only = false;  // with qc_statements: policy QCP-l and no QcSSCD (an advanced e-seal)
 };
 
 // Issues a certificate for `subject_key` signed by `issuer_key`; `issuer` null
@@ -51,7 +52,10 @@ inline X509Ptr issue(const CertOptions& options, EVP_PKEY* subject_key, X509* is
                      {"subjectKeyIdentifier", "hash"}};
   if (issuer != nullptr) spec.extensions.emplace_back("authorityKeyIdentifier", "keyid:always");
   if (options.qc_statements) {
-    spec.extensions.emplace_back(qscd::test_ca::qc_statements_oid, qscd::test_ca::qc_statements_value);
+    spec.extensions.emplace_back("certificatePolicies",
+                                 options.qcp_l_only ? qscd::test_ca::policy_qcp_l : qscd::test_ca::policy_qcp_l_qscd);
+    spec.extensions.emplace_back(qscd::test_ca::qc_statements_oid, options.qcp_l_only ? qscd::test_ca::qc_statements_no_sscd_value
+                                                                                       : qscd::test_ca::qc_statements_value);
   }
   return X509Ptr(qscd::test_ca::issue(spec, issuer, issuer_key).release());
 }

@@ -19,11 +19,11 @@ TEST_CASE("CBE numbers: invalid ones say why") {
   const Case cases[] = {
       {"0431150351", "04311503 mod 97 = 47, so they must be 50, found 51"},
       {"0123456789", "01234567 mod 97 = 48, so they must be 49, found 89"},
-      {"040301926", "exactly 10 digits"},
-      {"04030192611", "exactly 10 digits"},
+      {"040301926", "has 10 digits"},
+      {"04030192611", "has 10 digits"},
       {"2403019261", "starts with 0 or 1, found 2"},
-      {"04030192AB", "exactly 10 digits"},
-      {"0403.019.261", "exactly 10 digits"},
+      {"04030192AB", "has 10 digits"},
+      {"0403.019.261", "has 10 digits"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.cbe);
@@ -39,10 +39,15 @@ TEST_CASE("CBE numbers: 97 when the first eight digits are a multiple of 97") {
   CHECK(cbe_problem("0428759400").has_value());
 }
 
-TEST_CASE("CBE numbers: dots and spaces of the written form are dropped, nothing else") {
+TEST_CASE("CBE numbers: dots, spaces and a BE prefix of the written forms are dropped, nothing else") {
   CHECK(normalise_cbe("0566.988.259") == "0566988259");
   CHECK(normalise_cbe("0566 988 259") == "0566988259");
-  CHECK(normalise_cbe("BE0566988259") == "BE0566988259");
+  CHECK(normalise_cbe("BE 0403.019.261") == "0403019261");
+  CHECK(normalise_cbe("BE0403019261") == "0403019261");
+  CHECK(normalise_cbe("be 0403 019 261") == "0403019261");
+  CHECK(cbe_problem("BEX0403019").value().find("given as 0403019261, 0403.019.261") != std::string::npos);
+  CHECK(normalise_cbe("BE0566988259") == "0566988259");
+  CHECK(normalise_cbe("0566-988-259") == "0566-988-259");  // nothing else is dropped
 }
 
 TEST_CASE("KvK numbers are exactly 8 digits") {

@@ -120,7 +120,11 @@ TEST_CASE("subject files: top-level strings, and the ordered array for generic")
   auto input = parse_subject_toml("organization = \"X\"\nkvk = \"01234567\"\n", "s.toml", Profile::pkio_eseal);
   CHECK(input.size() == 2);
   CHECK_THROWS_WITH_AS(parse_subject_toml("kvk = 1234567\n", "s.toml", Profile::pkio_eseal),
-                       "s.toml: kvk: must be a string (quote numbers: leading zeros count)", UsageError);
+                       "s.toml:1: kvk: must be a string (quote numbers: leading zeros count)", UsageError);
+  CHECK_THROWS_WITH_AS(parse_subject_toml("organization = \"X\"\norganisation_name = \"Y\"\n", "s.toml", Profile::be_ebox),
+                       doctest::Contains("s.toml:2: organisation_name: is not a field of profile be-ebox ("), UsageError);
+  CHECK_THROWS_WITH_AS(parse_subject_toml("organisation = \"X\"\n", "s.toml", Profile::pkio_eseal),
+                       doctest::Contains("did you mean organization?"), UsageError);
   input = parse_subject_toml("subject = [[\"OU\", \"b\"], [\"C\", \"NL\"], [\"OU\", \"a\"]]\n", "g.toml", Profile::generic);
   REQUIRE(input.size() == 3);
   CHECK(input[0].first == "OU");

@@ -217,25 +217,47 @@ class Workspace {
   // and variables added to every agent run's environment (the shim's knobs).
   void use_module(const std::string& module) { module_ = module; }
   void set_env(const std::string& name, const std::string& value) { env_[name] = value; }
+  // --ca-file for every agent run instead of the sim's root (empty: the sim's root again).
+  void use_ca_file(const std::string& file) { ca_file_ = file; }
   void unset_env(const std::string& name) { env_.erase(name); }
 
   // qscd-agent with the global options first, then `args`; the API key and `env` in its environment.
   test::ProcessResult agent(const CertCentralSim& sim, const std::vector<std::string>& args,
                             const std::map<std::string, std::string>& env = {}) const {
+    return start_agent(sim, args, env)->wait();
+  }
+  // The same, started and left running (to signal it); `fd3` becomes its fd 3.
+  std::unique_ptr<test::RunningProcess> start_agent(const CertCentralSim& sim, const std::vector<std::string>& args,
+                                                    const std::map<std::string, std::string>& env = {}, int fd3 = -1) const {
+    return test::start_process(agent_argv(sim, args), agent_env(env), fd3);
+  }
+  // The command line and the environment of those runs.
+  [[nodiscard]] std::vector<std::string> agent_argv(const CertCentralSim& sim, const std::vector<std::string>& args) const {
     std::vector<std::string> full = {test::agent_binary(), "--config", config_file_, "--module", module_,
-                                     "--state-dir", state_dir(), "--api-url", sim.url(), "--ca-file", sim.ca_file(),
+                                     "--state-dir", state_dir(), "--api-url", sim.url(), "--ca-file", ca_file_.empty() ? sim.ca_file() : ca_file_,
                                      "--api-key-source", "env:CERTCENTRAL_API_KEY"};
     full.insert(full.end(), args.begin(), args.end());
+    return full;
+  }
+  [[nodiscard]] std::map<std::string, std::string> agent_env(const std::map<std::string, std::string>& env = {}) const {
     std::map<std::string, std::string> merged = env_;
     merged["CERTCENTRAL_API_KEY"] = CertCentralSim::api_key;
     for (const auto& [name, value] : env) merged[name] = value;
-    return test::run_process(full, merged);
+    return merged;
   }
 
   // `--json provision ...` with the contract's flags; `crash_at` sets the test hook; `api_key`
   // replaces the key the simulator accepts.
   test::ProcessResult provision(const CertCentralSim& sim, const Provision& p, const std::string& crash_at = {},
                                 const std::string& api_key = {}) const {
+    std::map<std::string, std::string> env;
+    if (!crash_at.empty()) env["QSCD_AGENT_TEST_CRASH_AT"] = crash_at;
+    if (!api_key.empty()) env["CERTCENTRAL_API_KEY"] = api_key;
+    return agent(sim, provision_args(p), env);
+  }
+
+  // The arguments of `provision` above.
+  [[nodiscard]] std::vector<std::string> provision_args(const Provision& p) const {
     std::string order_file = write("order-" + p.label + ".json", p.order_body);
     std::vector<std::string> args = {"--json", "provision", "--token", std::string("pkcs11:token=") + token_label,
                                      "--pin-source", p.pin_source.empty() ? "file:" + pin_file_ : p.pin_source, "--profile", p.profile, "--product", p.product,
@@ -245,10 +267,7 @@ class Workspace {
     if (!p.key_type.empty()) args.insert(args.end(), {"--key-type", p.key_type, "--label", p.label});
     args.insert(args.end(), p.subject.begin(), p.subject.end());
     args.insert(args.end(), p.extra.begin(), p.extra.end());
-    std::map<std::string, std::string> env;
-    if (!crash_at.empty()) env["QSCD_AGENT_TEST_CRASH_AT"] = crash_at;
-    if (!api_key.empty()) env["CERTCENTRAL_API_KEY"] = api_key;
-    return agent(sim, args, env);
+    return args;
   }
 
   // `jobs show ID --json`: the job's evidence record.
@@ -302,6 +321,7 @@ class Workspace {
   std::string pin_file_;
   std::string config_file_;
   std::string module_ = test::softhsm_module;
+  std::string ca_file_;
   std::map<std::string, std::string> env_;
 };
 

@@ -2,6 +2,7 @@
 // certcentral-sim on SoftHSM2; the result read back independently with
 // pkcs11-tool and openssl. Refusals (wrong key, foreign chain), --no-wait and
 // a rerun of a finished job.
+#include <functional>
 #include <set>
 
 #include "e2e_fixture.hpp"
@@ -302,7 +303,15 @@ TEST_CASE("bad input is refused before anything changes: exit 2 (or 3 for a wron
     server.order_body = R"({"certificat": {}})";
     auto run = ws.provision(sim, server);
     CHECK_MESSAGE(run.exit_code == 2, run.err);
-    CHECK(run.err.find("certificat: is not a field of the order body") != std::string::npos);
+    CHECK(run.err.find(".json:1: certificat: is not a field of the order body; did you mean certificate?") != std::string::npos);
+  }
+  SUBCASE("a misspelt certificate field, on its own line") {
+    server.key_type = "rsa:2048";
+    server.order_body = "{\"organization\": {\"id\": 112233},\n \"certificate\": {\n  \"signature_hash\": \"sha256\",\n  \"commmon_name\": \"x\"}}";
+    auto run = ws.provision(sim, server);
+    CHECK_MESSAGE(run.exit_code == 2, run.err);
+    CHECK(run.err.find(".json:4: certificate.commmon_name: is not a field of the certificate; did you mean common_name?") !=
+          std::string::npos);
   }
   SUBCASE("a PIN file others may read") {
     server.key_type = "rsa:2048";
@@ -430,4 +439,82 @@ TEST_CASE("a CA that answers 429 to every request until --timeout: exit 4 (nothi
   json out = json::parse(run.out, nullptr, false);
   REQUIRE(out.is_object());
   CHECK(out.value("state", "") != "FAILED");
+}
+
+// Issue 18, defect 3: every local input is read before the token is touched, and what the CA can
+// tell at once (the account's organizations, the product) is asked before the key pair is made.
+// Each refusal leaves no key and no job, and the same command with the input fixed then finishes
+// with one key and one order.
+TEST_CASE("provision: a bad --trust, --ca-file, product or organization is refused before the key pair; the fixed command finishes") {
+  CertCentralSim sim({"--auto-approve"});
+  Workspace ws;
+  const std::string garbage = ws.write("garbage.bin", std::string("\x01\x02not a certificate\xff", 21));
+  Provision p = quick_job("checked");
+
+  struct Case {
+    const char* name;
+    std::function<void(Provision&, Workspace&)> spoil;
+    std::string expected;
+    bool asks_the_ca;  // refused on the CA's word: GETs only, never a POST
+  };
+  const std::vector<Case> cases = {
+      {"--trust garbage", [&](Provision& q, Workspace&) { q.extra = {"--trust", garbage}; }, "--trust: ", false},
+      {"--ca-file garbage", [&](Provision&, Workspace& w) { w.use_ca_file(garbage); }, "--ca-file: ", false},
+      {"--product not a name_id", [](Provision& q, Workspace&) { q.product = "ssl basic/../x"; }, "--product: 'ssl basic/../x' is not a CertCentral product name_id", false},
+      {"--product unknown to the CA", [](Provision& q, Workspace&) { q.product = "nosuch_product"; }, "--product: CertCentral has no product 'nosuch_product'", true},
+      {"an organization unknown to the CA",
+       [](Provision& q, Workspace&) {
+         q.order_body = json{{"organization", {{"id", 999999}}}, {"order_validity", {{"years", 1}}},
+                             {"certificate", {{"common_name", "e2e.example.nl"}, {"dns_names", {"e2e.example.nl"}}}}}.dump();
+       },
+       "--order-file: organization.id 999999 is not an organization of this CertCentral account (it has: 112233", true},
+  };
+  for (const Case& c : cases) {
+    INFO(std::string(c.name));
+    Provision spoiled = p;
+    c.spoil(spoiled, ws);
+    auto run = ws.provision(sim, spoiled);
+    ws.use_ca_file({});
+    CHECK_MESSAGE(run.exit_code == 2, run.err);
+    CHECK_MESSAGE(run.err.find(c.expected) != std::string::npos, run.err);
+    CHECK(ws.objects().empty());
+    CHECK(changing_requests(sim) == 0);
+    if (!c.asks_the_ca) CHECK(settled_audit(sim).empty());
+    auto jobs = ws.agent(sim, {"--json", "jobs"});
+    REQUIRE_MESSAGE(jobs.exit_code == 0, jobs.err);
+    CHECK(json::parse(jobs.out)["jobs"].empty());
+  }
+  auto fixed = ws.provision(sim, p);
+  CHECK_MESSAGE(fixed.exit_code == 0, fixed.err);
+  CHECK(order_posts(sim, p.product).size() == 1);
+  CHECK(count_objects(ws.objects(), private_key) == 1);
+}
+
+TEST_CASE("a job that failed before any order was placed: the same command, fixed, takes over its key pair; one key, one order") {
+  CertCentralSim sim({"--auto-approve"});
+  Workspace ws;
+  Provision p = quick_job("again");
+  // ssl_basic takes no provisioning_method: the CA refuses the POST (400), no order exists.
+  json body = json::parse(p.order_body);
+  body["provisioning_method"] = "csr";
+  Provision refused = p;
+  refused.order_body = body.dump();
+  auto first = ws.provision(sim, refused);
+  CHECK_MESSAGE(first.exit_code != 0, first.err);
+  CHECK(sim_orders(sim).empty());
+  REQUIRE(count_objects(ws.objects(), private_key, p.label) == 1);
+
+  auto again = ws.provision(sim, p);
+  CHECK_MESSAGE(again.exit_code == 0, again.err);
+  CHECK(again.err.find("taking over the key pair") != std::string::npos);
+  // Two POSTs: the refused one (400, no order) and the order.
+  auto posts = order_posts(sim, p.product);
+  REQUIRE(posts.size() == 2);
+  CHECK(posts[0].value("status", 0) == 400);
+  CHECK(posts[1].value("status", 0) == 201);
+  CHECK(sim_orders(sim).size() == 1);
+  auto objects = ws.objects();
+  CHECK(count_objects(objects, private_key) == 1);
+  CHECK(count_objects(objects, public_key) == 1);
+  CHECK(count_objects(objects, certificate, p.label) == 1);
 }

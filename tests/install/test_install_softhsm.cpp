@@ -228,8 +228,37 @@ TEST_CASE("an expired certificate, or a seal without nonRepudiation, is refused 
                      "--product", "pkio_qualified_organisation_services"});
   CHECK(outcome.exit == 4);
   CHECK(outcome.err.find("a seal certificate without key usage nonRepudiation") != std::string::npos);
-  CHECK(outcome.err.find("MISSING: qcStatement QcCompliance") != std::string::npos);
+  CHECK(outcome.err.find("absent: qcStatement QcCompliance") != std::string::npos);
+  CHECK(outcome.err.find("FAILED: the certificate is not a qualified seal certificate") != std::string::npos);
   CHECK(count(f.objects(), "Certificate Object") == 0);
+}
+
+TEST_CASE("install says what a seal certificate is, and refuses one less than --expect or the product promises") {
+  TokenFixture f;
+  auto trust = f.write("root.pem", test_pki::pem(f.ca.root.get()));
+  test_pki::CertOptions advanced_options{seal_subject, false, "critical,nonRepudiation", true};
+  advanced_options.qcp_l_only = true;
+  auto advanced = f.ca.leaf(f.token_key.get(), advanced_options);
+  auto advanced_file = f.write("advanced.pem", test_pki::pem(advanced.get()) + test_pki::pem(f.ca.intermediate.get()));
+  // An advanced e-seal (QCP-l) where a qualified one on a QSCD is expected: exit 4, nothing written.
+  auto refused = f.agent({"install", "--key", f.key_uri, "--cert", advanced_file, "--trust", trust, "--profile", "pkio-eseal",
+                          "--product", "eu_eseal", "--expect", "qualified"});
+  CHECK(refused.exit == 4);
+  CHECK(refused.err.find("less than the qualified e-seal on a QSCD (QCP-l-qscd) the order promises") != std::string::npos);
+  CHECK(refused.err.find("lacks certificate policy QCP-l-qscd (0.4.0.194112.1.3), qcStatement QcSSCD") != std::string::npos);
+  CHECK(count(f.objects(), "Certificate Object") == 0);
+  // The same certificate for eu_eseal without --expect: what the product promises, installed.
+  auto installed = f.agent({"--json", "install", "--key", f.key_uri, "--cert", advanced_file, "--trust", trust, "--profile",
+                            "pkio-eseal", "--product", "eu_eseal"});
+  REQUIRE_MESSAGE(installed.exit == 0, installed.err);
+  CHECK(installed.err.find("ok: the certificate is advanced e-seal (QCP-l") != std::string::npos);
+  auto doc = nlohmann::json::parse(installed.out);
+  CHECK(doc["checks"]["seal"]["level"] == "advanced_qcp_l");
+  CHECK(doc["checks"]["seal"]["promised"] == "advanced_qcp_l");
+  // A bad --expect is refused before the token is touched.
+  auto bad = f.agent({"install", "--key", f.key_uri, "--cert", advanced_file, "--expect", "qscd"});
+  CHECK(bad.exit == 2);
+  CHECK(bad.err.find("--expect: 'qscd' is not a seal level") != std::string::npos);
 }
 
 TEST_CASE("export writes the stored chain as PEM, DER and p7b") {
@@ -262,8 +291,20 @@ TEST_CASE("export writes the stored chain as PEM, DER and p7b") {
   CHECK(qscd::test::slurp(victim) == "untouched");
   CHECK(qscd::test::slurp(linked) == pem.out);
 
+  // DER to stdout when stdout is a pipe (as here) or a file: the bytes as they are, no newline.
   auto binary_to_stdout = f.agent({"export", "--key", f.key_uri, "--format", "der"});
-  CHECK(binary_to_stdout.exit == 2);
+  CHECK_MESSAGE(binary_to_stdout.exit == 0, binary_to_stdout.err);
+  CHECK(binary_to_stdout.out == std::string(der.begin(), der.end()));
+  // Not into --json's document.
+  auto binary_in_json = f.agent({"--json", "export", "--key", f.key_uri, "--format", "der"});
+  CHECK(binary_in_json.exit == 2);
+  CHECK(binary_in_json.err.find("--json prints its document on stdout: give --out FILE") != std::string::npos);
+
+  // Subjects in the certificate's own order, in every command (not RFC 4514's reversed one).
+  auto listed = f.agent({"tokens"});
+  CHECK_MESSAGE(listed.out.find("C=NL, O=Gemeente Testdorp") != std::string::npos, listed.out);
+  auto exported = nlohmann::json::parse(f.agent({"--json", "export", "--key", f.key_uri}).out);
+  CHECK(exported["certificates"][0]["subject"].get<std::string>().starts_with("C=NL, O=Gemeente Testdorp"));
 
   // A key without a certificate.
   auto none = f.agent({"export", "--key", "pkcs11:token=inst;id=%02"});

@@ -519,7 +519,37 @@ TEST_CASE("login: locked and final-try PINs are refused without any C_Login") {
   }
   ::unsetenv("QSCD_SHIM_COUNT_FILE");
   CHECK(count_lines(qscd::test::slurp(counts), "C_Login") == 1);
+  // The slot's last session closed: that ends the login (PKCS#11 C_CloseSession), no C_Logout.
+  CHECK(count_lines(qscd::test::slurp(counts), "C_Logout") == 0);
+}
+
+TEST_CASE("closing a logged-in session logs out only while the slot has other sessions: the last one's close ends the login") {
+  SoftHsm hsm;
+  hsm.add_token("logout");
+  std::string counts = (hsm.dir() / "calls").string();
+  ScopedEnv count_calls("QSCD_SHIM_COUNT_FILE", counts);
+  Module module(shim_path());
+  const TokenInfo token = select_token(module, std::nullopt);
+  auto state_of_a_new_session = [&] {
+    Session probe(module, token, Session::Access::read_only);
+    CK_SESSION_INFO info{};
+    REQUIRE(module.functions()->C_GetSessionInfo(probe.handle(), &info) == CKR_OK);
+    return info.state;
+  };
+  {
+    Session other(module, token, Session::Access::read_only);
+    {
+      Session session(module, token, Session::Access::read_only);
+      login(session, CKU_USER, pin("123456"));
+    }
+    CHECK(count_lines(qscd::test::slurp(counts), "C_Logout") == 1);  // `other` is still open
+  }
+  {
+    Session session(module, token, Session::Access::read_only);
+    login(session, CKU_USER, pin("123456"));
+  }
   CHECK(count_lines(qscd::test::slurp(counts), "C_Logout") == 1);
+  CHECK(state_of_a_new_session() == CKS_RO_PUBLIC_SESSION);
 }
 
 TEST_CASE("the shim fails a chosen function; the funnel names it, the slot and the token") {

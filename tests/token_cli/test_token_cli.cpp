@@ -174,6 +174,26 @@ TEST_CASE("PIN: a locked token is refused without any C_Login; final try only wi
   CHECK(contains(final_try.err, "--allow-final-try"));
   CHECK(count_lines(qscd::test::slurp(counts), "C_Login") == 0);
 
+  // On a final try nobody is asked for the PIN first and refused after.
+  const std::string answers = (hsm.dir() / "answers").string();
+  const char* source_dir = std::getenv("QSCD_TEST_SOURCE_DIR");
+  REQUIRE(source_dir != nullptr);
+  ::setenv("PINENTRY_PROGRAM", (std::string(source_dir) + "/tests/support/fake-pinentry.sh").c_str(), 1);
+  ::setenv("FAKE_PINENTRY_PINS", answers.c_str(), 1);
+  std::ofstream(answers) << "123456\n";
+  for (const std::vector<std::string>& asked :
+       {std::vector<std::string>{"keygen", "--module", shim_path(), "--key-type", "ec:p256", "--label", "x", "--pin-source", "pinentry"},
+        std::vector<std::string>{"token", "change-pin", "--module", shim_path(), "--pin-source", "pinentry",
+                                 "--new-pin-source", "pinentry"}}) {
+    CAPTURE(asked[0]);
+    Outcome refused = run_agent(asked);
+    CHECK(refused.exit == 3);
+    CHECK(contains(refused.err, "--allow-final-try"));
+    CHECK(qscd::test::slurp(answers) == "123456\n");  // pinentry was never started
+  }
+  ::unsetenv("FAKE_PINENTRY_PINS");
+  ::unsetenv("PINENTRY_PROGRAM");
+
   Outcome allowed = run_agent({"keygen", "--module", shim_path(), "--key-type", "ec:p256", "--label", "x",
                                "--pin-source", pin, "--allow-final-try"});
   CHECK_MESSAGE(allowed.exit == 0, allowed.err);
@@ -266,9 +286,10 @@ TEST_CASE("bad input exits 2 naming the field, before the token changes") {
   std::string readable = pin_file(hsm, "readable-pin", "123456", perms::owner_read | perms::owner_write | perms::others_read);
   const std::vector<Case> cases = {
       {{"keygen", module_option, "--key-type", "dsa:2048", "--label", "k", "--pin-source", pin}, "--key-type"},
-      {{"keygen", module_option, "--key-type", "rsa:1024", "--label", "k", "--pin-source", pin}, "--key-type"},
+      {{"keygen", module_option, "--key-type", "rsa:1024", "--label", "k2", "--pin-source", pin}, "--key-type"},
       {{"keygen", module_option, "--key-type", "ec:p256", "--label", "k", "--id", "zz", "--pin-source", pin}, "--id"},
-      {{"keygen", module_option, "--key-type", "ec:p256", "--label", "k", "--id", "01", "--pin-source", pin}, "--id"},
+      {{"keygen", module_option, "--key-type", "ec:p256", "--label", "k2", "--id", "01", "--pin-source", pin}, "--id"},
+      {{"keygen", module_option, "--key-type", "ec:p256", "--label", "k", "--pin-source", pin}, "--allow-duplicate-label"},
       {{"keygen", "--module", "/etc/hostname", "--key-type", "ec:p256", "--label", "k", "--pin-source", pin},
        "--module"},
       {{"keygen", module_option, "--key-type", "ec:p256", "--label", "k", "--pin-source", readable}, "--pin-source"},
@@ -479,29 +500,33 @@ TEST_CASE("new PINs from an interactive source are asked twice and must agree") 
   const std::vector<std::string> init = {"token", "init", module_option, "--label", "twice", "--so-pin-source",
                                          "pinentry", "--new-pin-source", "pinentry"};
 
-  Outcome so_differs = run_with_answers("so-pin-1\nso-pin-2\n", init);
+  // Three pairs that differ: refused, nothing changed.
+  Outcome so_differs = run_with_answers("so-pin-1\nso-pin-2\nso-pin-3\nso-pin-4\nso-pin-5\nso-pin-6\n", init);
   CHECK(so_differs.exit == 2);
-  CHECK(contains(so_differs.err, "--so-pin-source: the two entries differ"));
-  Outcome user_differs = run_with_answers("so-pin-1\nso-pin-1\n1111\n1112\n", init);
-  CHECK(user_differs.exit == 2);
-  CHECK(contains(user_differs.err, "--new-pin-source: the two entries differ"));
+  CHECK(contains(so_differs.err, "--so-pin-source: the two entries differed 3 times"));
   CHECK(contains(run_agent({"tokens", module_option}).out, "token not initialised"));
-  Outcome agreed = run_with_answers("so-pin-1\nso-pin-1\n1111\n1111\n", init);
+  // A mistyped confirmation asks for that PIN twice again, not for the whole init again.
+  Outcome agreed = run_with_answers("so-pin-1\nso-pin-1\n1111\n1112\n1111\n1111\n", init);
   REQUIRE_MESSAGE(agreed.exit == 0, agreed.err);
+
+  // change-pin checks the current PIN before it asks for the new one: a wrong one asks nothing.
+  const std::vector<std::string> wrong_old = {"token", "change-pin", module_option, "--pin-source",
+                                              pin_file(hsm, "wrong-old", "9999"), "--new-pin-source", "pinentry"};
+  std::ofstream(answers) << "2222\n2222\n";
+  Outcome refused = run_agent(wrong_old);
+  CHECK(refused.exit == 3);
+  CHECK(contains(refused.err, "CKR_PIN_INCORRECT"));
+  CHECK(qscd::test::slurp(answers) == "2222\n2222\n");  // the new PIN was never asked for
+  std::ofstream(answers, std::ios::trunc).flush();
 
   const std::vector<std::string> change = {"token", "change-pin", module_option, "--pin-source",
                                            pin_file(hsm, "old", "1111"), "--new-pin-source", "pinentry"};
-  Outcome change_differs = run_with_answers("2222\n3333\n", change);
-  CHECK(change_differs.exit == 2);
-  CHECK(contains(change_differs.err, "--new-pin-source: the two entries differ"));
-  CHECK(run_with_answers("2222\n2222\n", change).exit == 0);
+  Outcome change_retyped = run_with_answers("2222\n3333\n2222\n2222\n", change);
+  CHECK_MESSAGE(change_retyped.exit == 0, change_retyped.err);
 
   const std::vector<std::string> unblock = {"token", "unblock", module_option, "--so-pin-source",
                                             pin_file(hsm, "so", "so-pin-1"), "--new-pin-source", "pinentry"};
-  Outcome unblock_differs = run_with_answers("4444\n5555\n", unblock);
-  CHECK(unblock_differs.exit == 2);
-  CHECK(contains(unblock_differs.err, "--new-pin-source: the two entries differ"));
-  CHECK(run_with_answers("4444\n4444\n", unblock).exit == 0);
+  CHECK(run_with_answers("4444\n5555\n4444\n4444\n", unblock).exit == 0);
   ::unsetenv("FAKE_PINENTRY_PINS");
   ::unsetenv("PINENTRY_PROGRAM");
   CHECK(run_agent({"tokens", module_option, "--pin-source", pin_file(hsm, "new", "4444")}).exit == 0);
@@ -610,4 +635,52 @@ TEST_CASE("pinentry-curses in a pseudo-terminal: the dialog appears, the typed P
   CHECK(cancelled == 2);
   const std::string said = qscd::test::slurp(errors);
   CHECK_MESSAGE(said.find("pinentry did not return the user PIN: it answered \"") != std::string::npos, said << cancel_screen);
+}
+
+TEST_CASE("keygen refuses a label the token already has, unless --allow-duplicate-label") {
+  SoftHsm hsm;
+  hsm.add_token("dup");
+  std::string pin = pin_file(hsm, "pin", "123456");
+  const std::vector<std::string> make = {"keygen", module_option, "--key-type", "ec:p256", "--label", "seal", "--pin-source", pin};
+  REQUIRE(run_agent(make).exit == 0);
+  const std::size_t before = object_count("dup");
+  Outcome again = run_agent(make);
+  CHECK(again.exit == 2);
+  CHECK(contains(again.err, "--label: token 'dup' already holds a key labelled 'seal'"));
+  CHECK(contains(again.err, "--allow-duplicate-label"));
+  CHECK(object_count("dup") == before);
+  std::vector<std::string> allowed = make;
+  allowed.push_back("--allow-duplicate-label");
+  CHECK(run_agent(allowed).exit == 0);
+  CHECK(object_count("dup") == before + 2);
+}
+
+TEST_CASE("an unknown command is an error naming it, the commands and the closest, also with --help") {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"renw", "--help"}, std::vector<std::string>{"--json", "renw"}}) {
+    Outcome run = run_agent(args);
+    CHECK(run.exit == 2);
+    CHECK(contains(run.err, "renw: is not a command (tokens, token, keygen, csr, order, orgs, provision, renew, watch"));
+    CHECK(contains(run.err, "did you mean renew?"));
+  }
+  CHECK(nlohmann::json::parse(run_agent({"--json", "renw"}).out)["error"]["exit_code"] == 2);
+}
+
+TEST_CASE("csr be-ebox warns when the key belongs to another e-Box environment") {
+  SoftHsm hsm;
+  hsm.add_token("ebox");
+  std::string pin = pin_file(hsm, "pin", "123456");
+  REQUIRE(run_agent({"keygen", module_option, "--key-type", "rsa:2048", "--label", "ebox-acc", "--pin-source", pin}).exit == 0);
+  auto csr = [&](const std::string& environment) {
+    return run_agent({"csr", module_option, "--key", "pkcs11:token=ebox;object=ebox-acc", "--profile", "be-ebox", "--set",
+                      "organization=SMALS", "--set", "cbe_number=BE 0403.019.261", "--set", "environment=" + environment, "--set",
+                      "application=employment:job-attest:werkkaart", "--set", "locality=Sint-Gillis", "--set", "state=Brussels",
+                      "--pin-source", pin});
+  };
+  Outcome other = csr("PRD");
+  REQUIRE_MESSAGE(other.exit == 0, other.err);
+  CHECK(contains(other.err, "this key looks like another e-Box environment's (its label 'ebox-acc' names ACC)"));
+  CHECK(contains(other.err, "make a separate key for PRD"));
+  Outcome same = csr("ACC");
+  REQUIRE_MESSAGE(same.exit == 0, same.err);
+  CHECK_FALSE(contains(same.err, "another e-Box environment"));
 }

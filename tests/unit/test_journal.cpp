@@ -8,6 +8,7 @@
 #include <chrono>
 #include <set>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "journal/journal.hpp"
@@ -96,6 +97,7 @@ TEST_CASE("a version 1 journal (before renewals) migrates and keeps its jobs as 
     // Back to version 1: what an agent without renewals wrote.
     sql::Database raw(dir.path() / "journal.sqlite");
     raw.exec("DROP INDEX jobs_live_key");
+    raw.exec("DROP INDEX jobs_claimed");
     for (const char* column : {"kind", "renews_serial", "old_key_id_hex", "old_order_id", "renewal_path", "key_type"}) {
       raw.exec(std::string("ALTER TABLE jobs DROP COLUMN ") + column);
     }
@@ -109,6 +111,36 @@ TEST_CASE("a version 1 journal (before renewals) migrates and keeps its jobs as 
   CHECK(jobs[0].kind == JobKind::provision);
   CHECK_FALSE(jobs[0].renewal.has_value());
   CHECK(jobs[0].key.renews_serial.empty());
+}
+
+namespace {
+std::string query_plan(sql::Database& raw, const std::string& statement) {
+  auto plan = raw.prepare("EXPLAIN QUERY PLAN " + statement);
+  std::string text;
+  while (plan.step()) text += plan.text(3) + "\n";
+  return text;
+}
+}  // namespace
+
+TEST_CASE("a version 2 journal migrates to the lease index; the lease and unfinished-job lookups use indexes") {
+  ScratchDir dir;
+  {
+    auto journal = Journal::open(dir.path());
+    journal.create(seal_job());
+    sql::Database raw(dir.path() / "journal.sqlite");
+    raw.exec("DROP INDEX jobs_claimed");
+    raw.exec("UPDATE schema_version SET version = 2");
+  }
+  auto journal = Journal::open(dir.path());
+  CHECK(journal.schema_version() == Journal::latest_schema_version());
+  CHECK(journal.list().size() == 1);
+  sql::Database raw(dir.path() / "journal.sqlite");
+  // The statements of ~Journal and unfinished(): neither may scan every job.
+  CHECK(query_plan(raw, "UPDATE jobs SET claimed_by_pid = NULL, claim_start = NULL, claim_owner = NULL "
+                        "WHERE claimed_by_pid = 1 AND claim_owner = 'x'")
+            .find("USING INDEX jobs_claimed") != std::string::npos);
+  CHECK(query_plan(raw, "SELECT id FROM jobs WHERE token_serial = 'x' AND state <> 'FAILED' AND state <> 'MONITORING' ORDER BY id")
+            .find("USING INDEX jobs_live_key") != std::string::npos);
 }
 
 TEST_CASE("a renewal job lives beside the provisioning of the same key and is keyed by the certificate it replaces") {

@@ -87,10 +87,10 @@ TEST_CASE("a secret read by the agent wipes on clear and refuses to grow past it
   CHECK_THROWS_WITH_AS(push_secret_byte(big, 'x'), "secret: longer than 4096 bytes", UsageError);
 }
 
-TEST_CASE("a source longer than 4096 bytes is a usage error") {
+TEST_CASE("a source longer than 4096 bytes is a usage error naming the option") {
   ::setenv("QSCD_TEST_LONG", std::string(4097, 'x').c_str(), 1);
   CHECK_THROWS_WITH_AS(read_secret("env:QSCD_TEST_LONG", "user PIN", "--pin-source"),
-                       "secret: longer than 4096 bytes", UsageError);
+                       "--pin-source: the user PIN in QSCD_TEST_LONG is longer than 4096 bytes", UsageError);
   ::unsetenv("QSCD_TEST_LONG");
   ::setenv("QSCD_TEST_LONGEST", std::string(4096, 'x').c_str(), 1);
   CHECK(read_secret("env:QSCD_TEST_LONGEST", "user PIN", "--pin-source").size() == 4096);

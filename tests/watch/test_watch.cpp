@@ -28,15 +28,20 @@ inline constexpr const char* cn = "watch.example.nl";
 // The daemon as a child: stdout and stderr into files, signals by pid.
 class Daemon {
  public:
-  Daemon(const Workspace& ws, const CertCentralSim& sim, const std::string& name) : err_(ws.path(name + ".err")), out_(ws.path(name + ".out")) {
-    std::vector<std::string> args = {qscd::test::agent_binary(), "--config", ws.path("agent.toml"), "--module", qscd::test::softhsm_module,
+  // `module` and `env` (the shim's knobs) default to SoftHSM2 itself; `poll_every` is the look
+  // the daemon takes without a slot event.
+  Daemon(const Workspace& ws, const CertCentralSim& sim, const std::string& name, const std::string& module = qscd::test::softhsm_module,
+         const std::map<std::string, std::string>& env = {}, const std::string& poll_every = "1s")
+      : err_(ws.path(name + ".err")), out_(ws.path(name + ".out")) {
+    std::vector<std::string> args = {qscd::test::agent_binary(), "--config", ws.path("agent.toml"), "--module", module,
                                      "--state-dir", ws.state_dir(), "--api-url", sim.url(), "--ca-file", sim.ca_file(),
                                      "--api-key-source", "env:CERTCENTRAL_API_KEY", "watch", "--pin-source", "file:" + ws.path("pin"),
-                                     "--poll-every", "1s", "--run-for", "120s"};
+                                     "--poll-every", poll_every, "--run-for", "120s"};
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
       ::setenv("CERTCENTRAL_API_KEY", CertCentralSim::api_key, 1);
+      for (const auto& [variable, value] : env) ::setenv(variable.c_str(), value.c_str(), 1);
       int err = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       int out = ::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       ::dup2(out, 1);
@@ -274,4 +279,58 @@ TEST_CASE("watch: a token removed mid-job parks the job in NEED_TOKEN; the same 
   CHECK(certificates_on(token_label, "seal") == 1);
   CHECK(hook_runs(ws) == 1);
   CHECK(daemon.stop() == 0);
+}
+
+TEST_CASE("watch: slot events from a card reader (the shim's C_WaitForSlotEvent): inserted, provisioned, pulled out mid-job, back, finished, with no polling look") {
+  const char* shim = std::getenv("QSCD_P11SHIM");
+  REQUIRE_MESSAGE(shim != nullptr, "QSCD_P11SHIM is not set; run through ctest");
+  Workspace ws;
+  CertCentralSim sim({"--auto-approve", "--issue-after-ms", "4000"});
+  write_config(ws, rule(token_label, ws));
+  // The token starts pulled out; the test plugs it in and out by replacing this file (renamed
+  // into place, so the shim never reads it half-written).
+  const std::string removed = ws.write("removed", std::string(token_label) + "\n");
+  const auto plug = [&](bool in) {
+    ws.write("removed.new", in ? "" : std::string(token_label) + "\n");
+    fs::rename(ws.path("removed.new"), removed);
+  };
+  const std::string trace = ws.path("watch.trace");
+  // A look every hour: whatever the daemon notices within this test, it noticed by a slot event.
+  Daemon daemon(ws, sim, "watch", shim, {{"QSCD_SHIM_REMOVED_FILE", removed}, {"QSCD_SHIM_TRACE", trace}}, "1h");
+  CHECK_MESSAGE(daemon.count("the module reports slot events") == 1, daemon.log());
+  CHECK_MESSAGE(daemon.count("watching 0 token(s)") >= 1, daemon.log());
+
+  plug(true);
+  REQUIRE_MESSAGE(daemon.wait_for_log("waits on CertCentral"), daemon.log());
+  REQUIRE(wait_for_job_state(ws, sim, "CA_WORKING", 5s) != nullptr);
+
+  plug(false);
+  REQUIRE_MESSAGE(daemon.wait_for_log("removed"), daemon.log());
+  const json parked = wait_for_job_state(ws, sim, "NEED_TOKEN", 10s);
+  REQUIRE_MESSAGE(parked != nullptr, daemon.log());
+  CHECK(parked["waiting_from"] == "CA_WORKING");
+  std::this_thread::sleep_for(5s);  // the CA issues meanwhile; nothing is installed without the token
+  CHECK(daemon.count("done: certificate") == 0);
+
+  plug(true);
+  REQUIRE_MESSAGE(daemon.wait_for_log("done: certificate"), daemon.log());
+  const json listed = jobs(ws, sim);
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0]["state"] == "MONITORING");
+  CHECK(order_posts(sim, "ssl_basic").size() == 1);
+  CHECK(certificates_on(token_label, "seal") == 1);
+  CHECK(hook_runs(ws) == 1);
+  CHECK(daemon.stop() == 0);
+
+  // Events, not polling: the module was never re-initialised for a look (one C_Initialize, the
+  // C_Finalize at the end), and each plug-in and pull-out was a C_WaitForSlotEvent answer.
+  std::size_t initializes = 0;
+  std::size_t events = 0;
+  std::ifstream in(trace);
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("C_Initialize ")) ++initializes;
+    if (line.starts_with("C_WaitForSlotEvent CKR_OK ")) ++events;
+  }
+  CHECK(initializes == 1);
+  CHECK(events >= 3);
 }

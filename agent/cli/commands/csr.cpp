@@ -1,5 +1,9 @@
 // `csr`: a PKCS#10 request signed by a key on the token, checked against its profile before it is
 // written. `csr check FILE`: the same rules on any request, whoever made it.
+#include <algorithm>
+#include <cctype>
+#include <iterator>
+#include <vector>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -13,6 +17,7 @@
 #include "qscd/pkcs11/keys.hpp"
 #include "qscd/pkcs11/session.hpp"
 #include "qscd/pkcs11/uri.hpp"
+#include "certs/certbundle.hpp"
 #include "cli/token_options.hpp"
 
 namespace qscd::agent::cmd {
@@ -44,13 +49,7 @@ nlohmann::json findings_json(const std::vector<csr::Finding>& findings) {
   return list;
 }
 
-std::string subject_text(const X509_REQ* request) {
-  std::string text;
-  for (const auto& entry : csr::name_entries(X509_REQ_get_subject_name(request))) {
-    text += (text.empty() ? "" : ", ") + entry.type + "=" + entry.value;
-  }
-  return text;
-}
+std::string subject_text(const X509_REQ* request) { return subject_line(X509_REQ_get_subject_name(request)); }
 
 std::vector<unsigned char> read_file(const std::string& path) {
   const std::string text = read_input_file(path, "FILE");
@@ -96,6 +95,64 @@ void refuse_key_before_login(const p11::Session& session, const p11::Uri& key_ur
   csr::checked_scheme(profile, key.get(), rsa_pss);
 }
 
+// The e-Box environments (seed 000/001): one certificate per environment, never one key for two.
+constexpr std::string_view ebox_environments[] = {"PRD", "ACC", "INT"};
+
+// The environments a name mentions as a word ("ebox-acc" -> ACC).
+std::vector<std::string> environments_named(std::string_view text) {
+  std::vector<std::string> found;
+  std::string word;
+  auto flush = [&] {
+    for (std::string_view environment : ebox_environments) {
+      if (word == environment) found.emplace_back(environment);
+    }
+    word.clear();
+  };
+  for (char c : text) {
+    if (std::isalnum(static_cast<unsigned char>(c)) != 0) {
+      word.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+    } else {
+      flush();
+    }
+  }
+  flush();
+  return found;
+}
+
+// A warning when the key was made or certified for another e-Box environment: its label names one,
+// or a certificate on the token for the same CKA_ID has another environment's OU.
+void warn_other_environment(const Context& context, const p11::Session& session, p11::ObjectHandle key,
+                            const csr::SubjectInput& input) {
+  std::string wanted;
+  for (const auto& [name, value] : input) {
+    if (name == "environment") wanted = value;
+  }
+  if (wanted.empty()) return;
+  std::vector<std::string> others;
+  const auto label = session.bytes(key, CKA_LABEL).value_or(p11::Bytes{});
+  for (const std::string& named : environments_named(std::string(label.begin(), label.end()))) {
+    if (named != wanted) others.push_back("its label '" + std::string(label.begin(), label.end()) + "' names " + named);
+  }
+  const auto id = session.bytes(key, CKA_ID).value_or(p11::Bytes{});
+  for (p11::ObjectHandle object : id.empty() ? std::vector<p11::ObjectHandle>{} : p11::find_by_id(session, id)) {
+    if (session.ulong(object, CKA_CLASS) != CKO_CERTIFICATE) continue;
+    const auto der = session.bytes(object, CKA_VALUE).value_or(p11::Bytes{});
+    const unsigned char* in = der.data();
+    ossl::X509Ptr cert(d2i_X509(nullptr, &in, static_cast<long>(der.size())));
+    if (!cert) continue;
+    for (const auto& entry : csr::name_entries(X509_get_subject_name(cert.get()))) {
+      const bool environment = std::find(std::begin(ebox_environments), std::end(ebox_environments), entry.value) != std::end(ebox_environments);
+      if (entry.type == "OU" && environment && entry.value != wanted) {
+        others.push_back("the token holds a " + entry.value + " certificate for it (serial " + serial_hex(cert.get()) + ")");
+      }
+    }
+  }
+  for (const std::string& why : others) {
+    context.log.warn("this key looks like another e-Box environment's (" + why + "): Smals requires a distinct key and "
+                     "certificate per environment; make a separate key for " + wanted);
+  }
+}
+
 void run_csr(const CsrOptions& options, Context& context) {
   // Everything that can be refused without the token is refused first.
   if (options.key.empty()) throw UsageError("--key", "required: the PKCS#11 URI of the private key");
@@ -121,6 +178,7 @@ void run_csr(const CsrOptions& options, Context& context) {
   p11::Session& session = opened.session;
   const p11::TokenInfo& token = opened.info;
   const p11::ObjectHandle key = p11::select_object(session, opened.uri, CKO_PRIVATE_KEY);
+  if (profile == csr::Profile::be_ebox) warn_other_environment(context, session, key, input);
   // The same PIN again for a CKA_ALWAYS_AUTHENTICATE key's context-specific login.
   std::optional<std::span<const unsigned char>> context_pin;
   if (opened.pin) context_pin = opened.pin->bytes();

@@ -1,5 +1,7 @@
 // `export --key URI [--format pem|der|p7b] [--out FILE]`: the certificate chain
 // stored on the token for a key.
+#include <unistd.h>
+
 #include <memory>
 #include <string>
 
@@ -22,8 +24,14 @@ struct ExportOptions {
 };
 
 CommandResult run_export(Context& context, const ExportOptions& options) {
+  // Binary to stdout is fine into a file or a pipe; not onto a terminal, nor into --json's document.
   if (options.format != "pem" && options.out.empty()) {
-    throw UsageError("--out", "--format " + options.format + " is binary: give --out FILE");
+    if (context.options.json) {
+      throw UsageError("--out", "--format " + options.format + " is binary and --json prints its document on stdout: give --out FILE");
+    }
+    if (::isatty(STDOUT_FILENO) == 1) {
+      throw UsageError("--out", "--format " + options.format + " is binary and stdout is a terminal: give --out FILE, or redirect stdout");
+    }
   }
   OpenKey source = open_key(context.tokens(), options.key, options.token,
                             {.access = p11::Session::Access::read_only, .login = KeyLogin::if_pin_given, .before_login = nullptr});
@@ -53,6 +61,7 @@ CommandResult run_export(Context& context, const ExportOptions& options) {
   }
   if (options.out.empty()) {
     result.text = bytes;
+    result.raw = options.format != "pem";  // written as it is: no newline after DER
   } else {
     write_file_atomically(options.out, bytes, "--out");
     result.json["out"] = options.out;
@@ -70,7 +79,7 @@ void add_export(CLI::App& app, Context& context) {
   cmd->add_option("--key", options->key, "RFC 7512 URI of the key")->required();
   cmd->add_option("--format", options->format, "pem (end entity and chain), der (end entity only), p7b (DER PKCS#7)")
       ->check(CLI::IsMember({"pem", "der", "p7b"}));
-  cmd->add_option("--out", options->out, "file to write (stdout for pem when absent)");
+  cmd->add_option("--out", options->out, "file to write (default stdout; binary formats only when it is not a terminal)");
   cmd->add_option("--pin-source", options->token.pin_source, "log in first, for tokens that hide their public keys");
   cmd->add_flag("--allow-final-try", options->token.allow_final_try,
                 "send the PIN even when one more wrong PIN would lock the token");

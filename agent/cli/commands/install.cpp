@@ -26,6 +26,7 @@ struct InstallOptions {
   std::string profile;
   std::string product;
   std::string csr;
+  std::string expect;  // --expect qualified|advanced
 };
 
 // The order's certificate and intermediates (pem_noroot), once it is issued:
@@ -46,8 +47,10 @@ nlohmann::json certificate_json(const InstalledCertificate& cert) {
 CommandResult run_install(Context& context, const InstallOptions& options) {
   // Everything that can be refused without the token is read first, the local input before the CA.
   IssuanceExpectations expected = IssuanceExpectations::for_job(options.profile, options.product);
+  if (!options.expect.empty()) expected.expect_at_least(parse_expected_seal(options.expect, "--expect"));
+  if (!options.trust.empty()) (void)read_trust_file(options.trust, "--trust");
   std::vector<ossl::X509Ptr> certificates =
-      options.order.empty() ? read_certificate_file(options.cert) : download_chain(context, options.order);
+      options.order.empty() ? read_bundle_file(options.cert, "--cert") : download_chain(context, options.order);
   ossl::X509ReqPtr csr;
   if (!options.csr.empty()) csr = read_csr_file(options.csr);
   std::optional<std::filesystem::path> trust;
@@ -113,7 +116,9 @@ void add_install(CLI::App& app, Context& context) {
   cmd->add_flag("--allow-final-try", options->token.allow_final_try,
                 "send the PIN even when one more wrong PIN would lock the token");
   cmd->add_option("--profile", options->profile, "check the certificate against this profile (pkio-eseal: nonRepudiation)");
-  cmd->add_option("--product", options->product, "CertCentral product; QSCD seal products get their QC statements checked");
+  cmd->add_option("--product", options->product, "CertCentral product; a seal product's certificate must be the seal it promises");
+  cmd->add_option("--expect", options->expect,
+                  "the least a seal certificate must be: qualified (a qualified e-seal on a QSCD, QCP-l-qscd) or advanced (QCP-l)");
   cmd->add_option("--csr", options->csr, "the CSR the certificate was ordered with: show how the subjects differ")
       ->check(CLI::ExistingFile);
   cmd->callback([&context, options, cert, order] {

@@ -35,9 +35,13 @@ void add_jobs(CLI::App& app, Context& context) {
       }
     } else {
       auto jobs = journal.list();
-      result.json = {{"jobs", nlohmann::json::array()}};
-      for (const auto& job : jobs) result.json["jobs"].push_back(job_summary_json(job));
-      result.text = jobs_table_text(jobs);
+      // Only the form that is printed: a journal of thousands of jobs made both costly (docs/performance.md).
+      if (context.options.json) {
+        result.json = {{"jobs", nlohmann::json::array()}};
+        for (const auto& job : jobs) result.json["jobs"].push_back(job_summary_json(job));
+      } else {
+        result.text = jobs_table_text(jobs);
+      }
     }
     context.set_result(std::move(result));
   });

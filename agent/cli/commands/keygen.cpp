@@ -3,6 +3,7 @@
 #include "base/errors.hpp"
 #include "base/text.hpp"
 #include "cli/token_options.hpp"
+#include "provision/token_run.hpp"
 #include "qscd/pkcs11/keys.hpp"
 #include "cli/registry.hpp"
 
@@ -16,6 +17,7 @@ struct KeygenOptions {
   std::string label;
   std::string id;
   bool always_authenticate = false;
+  bool allow_duplicate_label = false;
 };
 
 void keygen(Context& context, const KeygenOptions& options) {
@@ -39,6 +41,15 @@ void keygen(Context& context, const KeygenOptions& options) {
   request.always_authenticate = options.always_authenticate;
 
   OpenToken token = open_logged_in(context.tokens(), options.token);
+  if (!options.allow_duplicate_label) {
+    // Two keys under one label make every `object=` URI for it ambiguous.
+    const LabelledKeys existing = labelled_keys(token.session, request.label);
+    if (!existing.private_keys.empty() || !existing.public_keys.empty()) {
+      throw UsageError("--label", "token '" + token.info.label + "' already holds a key labelled '" + request.label +
+                                      "'; a second one would make object=" + request.label +
+                                      " ambiguous: choose another --label, or add --allow-duplicate-label");
+    }
+  }
   context.log.progress("generating " + request.type.name() + " key pair '" + request.label + "' on token '" +
                        token.info.label + "'");
   p11::KeyPair pair;
@@ -78,6 +89,8 @@ void add_keygen(CLI::App& app, Context& context) {
   command->add_option("--key-type", options->key_type, "rsa:2048, rsa:3072, rsa:4096, ec:p256 or ec:p384")->required();
   command->add_option("--label", options->label, "CKA_LABEL of both halves")->required();
   command->add_option("--id", options->id, "CKA_ID in hex (default: SHA-1 of the public key, as NSS does)");
+  command->add_flag("--allow-duplicate-label", options->allow_duplicate_label,
+                    "make the pair even when a key with this label exists (object= URIs then name both)");
   command->add_flag("--always-authenticate", options->always_authenticate,
                     "require the PIN again for every signature (CKA_ALWAYS_AUTHENTICATE)");
   command->callback([&context, options] { keygen(context, *options); });

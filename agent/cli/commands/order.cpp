@@ -10,6 +10,7 @@
 #include "ca/poll_schedule.hpp"
 #include "base/duration.hpp"
 #include "base/errors.hpp"
+#include "base/stop.hpp"
 #include "base/files.hpp"
 #include "base/secret.hpp"
 #include "qscd/api/csr.hpp"
@@ -164,7 +165,14 @@ void wait(Context& context, const WaitOptions& options) {
     const seconds next = std::min(schedule.next(waited), left);
     context.log.progress("order " + options.order_id + ": " + status + ", waited " + format_duration(waited) +
                          ", next look in " + format_duration(next) + " (" + look.detail + ")");
-    std::this_thread::sleep_for(next);
+    if (!sleep_unless_stopped(next)) {
+      // The order is CertCentral's to keep working on: the same command waits on.
+      CommandResult result{order_json(look.order), order_text(look.order), CommandStatus::stopped};
+      result.json["waited_seconds"] = waited.count();
+      result.json["stopped_by"] = stop_signal_name();
+      context.set_result(std::move(result));
+      return;
+    }
   }
 }
 
@@ -200,7 +208,7 @@ void add_order(CLI::App& app, Context& context) {
   CLI::App* wait_cmd = order->add_subcommand("wait", "wait until an order is issued (exit 5 when the timeout comes first)");
   wait_cmd->add_option("ORDER_ID", wait_options->order_id, "CertCentral order id")->required();
   wait_cmd->add_option("--timeout", wait_options->timeout, "how long to wait: seconds or N s/m/h/d (default 1h; 0 looks once)");
-  wait_cmd->add_option("--interval", wait_options->interval, "the longest time between looks (default: a schedule from 2 s growing to 5 min, 30 min after an hour, 1 h after a day)");
+  wait_cmd->add_option("--interval", wait_options->interval, "the longest time between looks (default: a tenth of the time waited, at least 3 s, at most 1 h)");
   wait_cmd->add_flag("--approve", wait_options->approve, "approve the order's pending requests (new, reissue, duplicate) when the API key may");
   wait_cmd->callback([&context, wait_options] { wait(context, *wait_options); });
 }

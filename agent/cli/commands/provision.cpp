@@ -6,6 +6,7 @@
 
 #include "base/duration.hpp"
 #include "base/errors.hpp"
+#include "base/stop.hpp"
 #include "cli/job_report.hpp"
 #include "cli/token_options.hpp"
 #include "provision/provisioner.hpp"
@@ -37,13 +38,15 @@ nlohmann::json outcome_json(const ProvisionOutcome& outcome) {
   out["key_uri"] = outcome.key_uri.empty() ? nlohmann::json(nullptr) : nlohmann::json(outcome.key_uri);
   if (!job.last_error.empty()) out["last_error"] = job.last_error;
   if (outcome.stop == RunStop::waiting_on_ca) out["next_look_seconds"] = outcome.retry_after.count();
+  if (outcome.stop == RunStop::stopped) out["stopped_by"] = stop_signal_name();
+  if (outcome.checks) out["checks"] = outcome.checks->to_json();
   return out;
 }
 
 std::string outcome_text(const ProvisionOutcome& outcome) {
   const Job& job = outcome.job;
   std::string text = "token '" + outcome.token_label + "' (serial " + job.key.token_serial + "): job " +
-                     std::to_string(job.id) + " " + std::string(to_string(job.state));
+                     std::to_string(job.id) + " " + state_text(job.state);
   if (outcome.already_done) text += " (already done; nothing changed)";
   text += "\n";
   if (job.order_id) text += "  order:       " + std::to_string(*job.order_id) + "\n";
@@ -134,8 +137,11 @@ void add_provision(CLI::App& app, Context& context) {
   command->add_flag("--approve", o.approve, "approve the order's pending request (the API key's user must be allowed to)");
   command->add_flag("--no-wait", o.no_wait, "stop after submitting (exit 5); the same command continues later");
   command->add_option("--timeout", cli->timeout, "stop waiting after this long (exit 5), e.g. 30m");
-  command->add_option("--poll-interval", cli->poll_interval, "the longest time between status checks while waiting (default: a schedule from 2 s growing to 5 min, 30 min after an hour, 1 h after a day)");
+  command->add_option("--poll-interval", cli->poll_interval, "the longest time between status checks while waiting (default: a tenth of the time waited, at least 3 s, at most 1 h)");
   command->add_option("--trust", o.trust, "trust anchors the certificate chain must lead to");
+  command->add_option("--expect", o.expect,
+                      "the least a seal certificate must be to be installed: qualified (a qualified e-seal on a QSCD, "
+                      "QCP-l-qscd) or advanced (QCP-l); the product's promise applies anyway");
   command->add_option("--job", cli->job, "continue this job (see `jobs`)");
   command->add_flag("--all", o.all, "every matching token at once, one worker per token");
   command->callback([cli, &context] { run(context, *cli); });

@@ -4,6 +4,7 @@
 
 #include "base/duration.hpp"
 #include "base/errors.hpp"
+#include "base/stop.hpp"
 #include "cli/job_report.hpp"
 #include "cli/registry.hpp"
 #include "cli/token_options.hpp"
@@ -51,6 +52,7 @@ nlohmann::json outcome_json(const RenewalOutcome& outcome) {
     out["new_certificate_serial"] = job.cert_serial.empty() ? nlohmann::json(nullptr) : nlohmann::json(job.cert_serial);
     if (!job.last_error.empty()) out["last_error"] = job.last_error;
     if (outcome.stop == RunStop::waiting_on_ca) out["next_look_seconds"] = outcome.retry_after.count();
+    if (outcome.stop == RunStop::stopped) out["stopped_by"] = stop_signal_name();
   }
   return out;
 }
@@ -64,7 +66,7 @@ std::string outcome_text(const RenewalOutcome& outcome, bool dry_run) {
   if (!plan.detail.empty()) text += "  " + std::string(dry_run ? "would do: " : "") + plan.detail + "\n";
   if (outcome.job) {
     const Job& job = *outcome.job;
-    text += "  renewal job " + std::to_string(job.id) + ": " + std::string(to_string(job.state)) + "\n";
+    text += "  renewal job " + std::to_string(job.id) + ": " + state_text(job.state) + "\n";
     if (!job.cert_serial.empty()) text += "  new certificate: serial " + job.cert_serial + "\n";
     if (!outcome.key_uri.empty() && outcome.stop != RunStop::failed) text += "  new key: " + outcome.key_uri + "\n";
     text += run_stop_text(outcome.stop, job, "; the old pair is untouched and stays in use");

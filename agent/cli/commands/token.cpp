@@ -2,7 +2,9 @@
 #include "base/errors.hpp"
 #include "base/text.hpp"
 #include "cli/token_options.hpp"
+#include "token/init_record.hpp"
 #include "qscd/pkcs11/admin.hpp"
+#include "qscd/pkcs11/login.hpp"
 #include "qscd/pkcs11/module.hpp"
 #include "cli/registry.hpp"
 
@@ -38,8 +40,46 @@ void init(Context& context, const AdminOptions& options) {
   // The token is chosen and checked (nothing is changed) before the PINs are read: on a blank
   // token the SO PIN is a new one, asked twice from a prompt.
   auto scope = options.token.token.empty() ? p11::TokenScope::uninitialized : p11::TokenScope::any;
-  p11::TokenInfo token = p11::select_token(module, options.token.token_uri(), scope);
-  if (token.initialized && !options.force) {
+  // A run of this same command that was killed between C_InitToken and C_InitPIN left its token
+  // under the new label (or, blank, as a new token): the record it wrote finds it again.
+  const std::string asked = options.token.token_uri().value_or("");
+  const std::filesystem::path state_dir = context.state_dir();
+  std::optional<p11::TokenInfo> interrupted;
+  bool init_token_ran = false;  // the interrupted run's C_InitToken took effect
+  std::optional<TokenInitRecord> record = find_token_init(state_dir, asked, options.label);
+  if (record) interrupted = token_of_init(*record, p11::list_tokens(module));
+  if (record && record->done) {
+    // This command finished before (maybe killed before it said so): its token is as it left it.
+    if (interrupted && interrupted->initialized && interrupted->label == options.label && interrupted->user_pin_initialized) {
+      const p11::TokenInfo& done = *interrupted;
+      CommandResult result;
+      result.json = {{"slot", done.slot}, {"label", done.label}, {"serial", done.serial}, {"uri", p11::token_uri(done)}, {"already_done", true}};
+      result.text = "Token '" + done.label + "' (slot " + std::to_string(done.slot) + ", serial " + done.serial +
+                    ") was initialised by this command before; nothing changed.\n  URI: " + p11::token_uri(done) + "\n";
+      context.set_result(std::move(result));
+      return;
+    }
+    drop_token_init(*record);  // the token changed since: this is a new init
+    record.reset();
+    interrupted.reset();
+  }
+  if (record && interrupted) {
+    init_token_ran = init_token_done(*record, *interrupted);
+    // The whole init is done again on it, also when only C_InitPIN was left: which of
+    // C_InitToken's writes a kill cut short is the module's affair, the rerun's result is not.
+    if (!record->serial.empty() && interrupted->serial != record->serial && record->was_initialized) {
+      context.log.warn("the token with serial " + record->serial + " that an interrupted init was re-initialising is gone from " +
+                       "the module (lost inside C_InitToken); initialising the one blank token, in slot " +
+                       std::to_string(interrupted->slot) + ", in its place");
+    } else {
+      context.log.progress("finishing the interrupted init of the token in slot " + std::to_string(interrupted->slot) +
+                           " (serial " + interrupted->serial + ")");
+    }
+  }
+  p11::TokenInfo token = interrupted ? *interrupted : p11::select_token(module, options.token.token_uri(), scope);
+  // An interrupted init whose C_InitToken ran already had the erase asked for: what it left
+  // (its label, maybe a user PIN) is its own to finish.
+  if (token.initialized && !options.force && !init_token_ran) {
     // Counted without logging in (no user PIN needed to find out): private objects are invisible
     // here, so zero does not mean empty once a user PIN is set (a QSCD's key is a private object).
     const std::size_t objects = p11::count_public_objects(module, token.slot);
@@ -53,15 +93,20 @@ void init(Context& context, const AdminOptions& options) {
       throw UsageError("--force", "token '" + token.label + "' " + holds + "; initialising erases them all. Add --force to do so");
     }
   }
+  // A PIN that must not be sent (locked, final try without --allow-final-try) is refused before
+  // anyone is asked to type it.
+  if (token.initialized) p11::check_pin_flags(token, CKU_SO, options.token.login_options());
   api::SecretBytes so_pin = token.initialized ? read_pin(options.so_pin_source, "SO PIN", "--so-pin-source")
                                           : read_new_pin(options.so_pin_source, "new SO PIN", "--so-pin-source");
   api::SecretBytes user_pin = read_new_pin(options.new_pin_source, "new user PIN", "--new-pin-source");
   context.log.progress("initialising the token in slot " + std::to_string(token.slot) + " as '" + options.label + "'");
+  TokenInitRecord started = begin_token_init(state_dir, asked, options.label, token, p11::list_tokens(module));
   naming_new_pin("--so-pin-source", [&] {
     p11::init_token(module, token.slot, so_pin.bytes(), options.label, user_pin.bytes(),
                     {.allow_final_try = options.token.allow_final_try});
   });
   p11::TokenInfo fresh = p11::read_token_info(module, token.slot);
+  end_token_init(started, fresh);
   CommandResult result;
   result.json = {{"slot", fresh.slot}, {"label", fresh.label}, {"serial", fresh.serial}, {"uri", p11::token_uri(fresh)}};
   result.text = "Token initialised: '" + fresh.label + "' (slot " + std::to_string(fresh.slot) + ", serial " +
@@ -71,13 +116,20 @@ void init(Context& context, const AdminOptions& options) {
 
 void change_pin(Context& context, const AdminOptions& options) {
   const CK_USER_TYPE user = options.so ? CKU_SO : CKU_USER;
-  api::SecretBytes old_pin = options.so ? read_pin(options.so_pin_source, "current SO PIN", "--so-pin-source")
-                                    : read_pin(options.token.pin_source, "current user PIN", "--pin-source");
-  api::SecretBytes new_pin = read_new_pin(options.new_pin_source, options.so ? "new SO PIN" : "new user PIN",
-                                      "--new-pin-source");
   p11::Module& module = context.module();
   p11::TokenInfo token = p11::select_token(module, options.token.token_uri());
+  p11::LoginOptions login = options.token.login_options();
+  login.allow_to_be_changed = true;  // changing it is what a "to be changed" PIN asks for
+  // Refused before anyone types a PIN: a locked one, or a final try without --allow-final-try.
+  p11::check_pin_flags(token, user, login);
+  api::SecretBytes old_pin = options.so ? read_pin(options.so_pin_source, "current SO PIN", "--so-pin-source")
+                                    : read_pin(options.token.pin_source, "current user PIN", "--pin-source");
   p11::Session session(module, token.slot, p11::Session::Access::read_write);
+  // The current PIN is checked (a login) before the new one is asked for: a wrong one is refused
+  // at once, not after the new PIN was typed twice. C_SetPIN then changes the logged-in user's PIN.
+  p11::login(session, user, old_pin.bytes(), login);
+  api::SecretBytes new_pin = read_new_pin(options.new_pin_source, options.so ? "new SO PIN" : "new user PIN",
+                                      "--new-pin-source");
   naming_new_pin("--new-pin-source", [&] {
     p11::change_pin(session, user, old_pin.bytes(), new_pin.bytes(), {.allow_final_try = options.token.allow_final_try});
   });
@@ -89,11 +141,14 @@ void change_pin(Context& context, const AdminOptions& options) {
 }
 
 void unblock(Context& context, const AdminOptions& options) {
-  api::SecretBytes so_pin = read_pin(options.so_pin_source, "SO PIN", "--so-pin-source");
-  api::SecretBytes new_pin = read_new_pin(options.new_pin_source, "new user PIN", "--new-pin-source");
   p11::Module& module = context.module();
   p11::TokenInfo token = p11::select_token(module, options.token.token_uri());
+  p11::check_pin_flags(token, CKU_SO, options.token.login_options());
+  api::SecretBytes so_pin = read_pin(options.so_pin_source, "SO PIN", "--so-pin-source");
   p11::Session session(module, token.slot, p11::Session::Access::read_write);
+  // The SO PIN is checked before the new user PIN is asked for.
+  p11::login(session, CKU_SO, so_pin.bytes(), options.token.login_options());
+  api::SecretBytes new_pin = read_new_pin(options.new_pin_source, "new user PIN", "--new-pin-source");
   naming_new_pin("--new-pin-source", [&] {
     p11::unblock_user_pin(session, so_pin.bytes(), new_pin.bytes(), {.allow_final_try = options.token.allow_final_try});
   });

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "base/errors.hpp"
+#include "certs/certbundle.hpp"
 #include "cli/token_options.hpp"
 #include "qscd/pkcs11/keys.hpp"
 #include "qscd/pkcs11/module.hpp"
@@ -28,11 +29,7 @@ std::optional<CertificateSummary> summarize_certificate(const p11::Bytes& der) {
   const unsigned char* in = der.data();
   std::unique_ptr<X509, decltype(&X509_free)> cert(d2i_X509(nullptr, &in, static_cast<long>(der.size())), X509_free);
   if (!cert) return std::nullopt;
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
-  X509_NAME_print_ex(bio.get(), X509_get_subject_name(cert.get()), 0, XN_FLAG_RFC2253);
-  char* data = nullptr;
-  long size = BIO_get_mem_data(bio.get(), &data);
-  CertificateSummary summary{std::string(data, static_cast<std::size_t>(size)), {}};
+  CertificateSummary summary{subject_line(X509_get_subject_name(cert.get())), {}};
   std::tm tm{};
   if (ASN1_TIME_to_tm(X509_get0_notAfter(cert.get()), &tm) == 1) {
     char buffer[32];

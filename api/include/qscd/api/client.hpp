@@ -26,6 +26,16 @@ struct RetryPolicy {
   std::chrono::milliseconds max_retry_after{120000};  // a Retry-After longer than this is capped
 };
 
+// A pause before the next attempt of a call that may be repeated (after 429, 5xx or a
+// transport error): what the caller shows people while it waits.
+struct RetryNotice {
+  std::string call;    // "GET /order/certificate/123"
+  std::string reason;  // "HTTP 429 (rate limited)", "HTTP 503", or the transport error
+  int next_attempt = 2;
+  int max_attempts = 5;
+  std::chrono::milliseconds delay{0};
+};
+
 struct ClientOptions {
   std::string base_url = "https://certcentral.digicert.eu/services/v2";
   std::string ca_file;  // trust for the API's TLS; empty: the system store
@@ -41,6 +51,11 @@ struct ClientOptions {
   std::chrono::seconds poll_interval{60};
   // Request/response lines, X-DC-DEVKEY and bodies of secrets redacted. Optional.
   std::function<void(std::string_view)> trace;
+  // Told before each retry pause. Optional.
+  std::function<void(const RetryNotice&)> on_retry;
+  // Asked during a transfer and through a retry pause: true abandons the call as unreachable
+  // (a transfer cut short is what a kill would leave: the caller looks the order up again).
+  std::function<bool()> cancelled;
   std::shared_ptr<Clock> clock;           // default: system_clock()
   std::shared_ptr<RateLimiter> limiter;   // default: RateLimiter::shared_for(key)
   // Jitter source in [0,1); default: a random device. Tests pin it.
@@ -83,6 +98,8 @@ class Client {
   Outcome<std::string> download_order_certificate(std::string_view order_id, CertificateFormat format);
   // GET /organization.
   Outcome<std::vector<OrganizationInfo>> list_organizations();
+  // GET /product/{name_id}: refused (404) when the account has no product by that name.
+  Outcome<ProductInfo> product_info(std::string_view name_id);
   // PUT /order/certificate/{id}/status {"status":"canceled","note"} (204).
   Outcome<Done> cancel_order(std::string_view order_id, std::string_view note);
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -79,6 +80,9 @@ struct OrderRequest {
 // unknown keys are refused so a typo does not silently drop a field.
 // Throws ValidationError naming the field.
 OrderRequest order_request_from_json(std::string product, const nlohmann::json& body);
+// The fields order_request_from_json takes in the order body ("") and in its objects
+// ("certificate", "contact", "ship_info", "order_validity"), for a "did you mean" on a typo.
+std::vector<std::string_view> order_body_fields(std::string_view object);
 
 // The body sent to CertCentral.
 nlohmann::json to_json(const OrderRequest& request);
@@ -166,6 +170,13 @@ struct OrganizationInfo {
   std::string name;
   std::string status;
   std::string country;
+  nlohmann::json raw;
+};
+
+// GET /product/{name_id}: a product the account can order.
+struct ProductInfo {
+  std::string name_id;
+  std::string name;
   nlohmann::json raw;
 };
 

@@ -42,13 +42,24 @@ struct KeyGenRequest {
   // Default: SHA-1 of the public key value (RSA modulus, EC point), as NSS does.
   std::optional<Bytes> id;
   bool always_authenticate = false;
+  // The caller found no object with `id` on the token in this session just before (a check it
+  // made for its own reasons): generate_key_pair does not search again.
+  bool id_checked = false;
 };
+
+struct EvpPkeyDeleter {
+  void operator()(EVP_PKEY* key) const noexcept { EVP_PKEY_free(key); }
+};
+using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyDeleter>;
 
 struct KeyPair {
   ObjectHandle private_key = CK_INVALID_HANDLE;
   ObjectHandle public_key = CK_INVALID_HANDLE;
   Bytes id;
   std::string label;
+  // The public key as the token gave it at generation (what public_key() would read from
+  // `public_key` now), so the caller need not read it again.
+  EvpPkeyPtr public_value;
 };
 
 // Generates the pair on the session's token (session read/write, user logged
@@ -83,10 +94,10 @@ std::string key_algorithm_name(const Session& session, ObjectHandle key);
 // The public-key object with the same CKA_ID and key type as `private_key`.
 std::optional<ObjectHandle> find_public_key(const Session& session, ObjectHandle private_key);
 
-struct EvpPkeyDeleter {
-  void operator()(EVP_PKEY* key) const noexcept { EVP_PKEY_free(key); }
-};
-using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyDeleter>;
+// A token public-key object made again for `private_key` (same CKA_ID, label and key type, its
+// modulus and exponent), for a pair that lost its public half. nullopt when the private key does
+// not carry its public values: an RSA key usually does, an EC private key never holds its point.
+std::optional<ObjectHandle> rebuild_public_key(Session& session, ObjectHandle private_key);
 
 // The public key of a pair as an OpenSSL key, from CKA_MODULUS/CKA_PUBLIC_EXPONENT
 // or CKA_EC_PARAMS/CKA_EC_POINT (a DER OCTET STRING-wrapped point is unwrapped).

@@ -24,7 +24,11 @@ class Session {
   enum class Access { read_only, read_write };
 
   Session(const Module& module, CK_SLOT_ID slot, Access access);
-  // Logs out if this session logged in, then closes; never throws.
+  // The same for a token the caller has just read (its label for CallErrors): one
+  // C_GetTokenInfo fewer.
+  Session(const Module& module, const TokenInfo& token, Access access);
+  // Logs out if this session logged in and another session of this process is open on the slot
+  // (closing the slot's last session ends the login by itself), then closes; never throws.
   ~Session() noexcept;
   Session(Session&& other) noexcept;
   Session& operator=(Session&& other) noexcept;
@@ -41,9 +45,11 @@ class Session {
   [[nodiscard]] const CallSite& site() const noexcept { return site_; }
   // Read fresh every time: the flags change after a failed login.
   [[nodiscard]] TokenInfo token_info() const;
+  // Whether the slot says CKF_HW_SLOT (a device, not a software token), read once per session.
+  [[nodiscard]] bool hardware_slot() const;
 
   // Set by the login functions (login.hpp). `by_us`: this session's C_Login
-  // returned CKR_OK, so closing it logs out. A login that was already there
+  // returned CKR_OK, so closing it ends the login. A login that was already there
   // (CKR_USER_ALREADY_LOGGED_IN: login state is shared by all sessions of the
   // application) is not this session's to end.
   void mark_logged_in(CK_USER_TYPE user, bool by_us) noexcept {
@@ -59,7 +65,8 @@ class Session {
   // copied onto the token (C_CopyObject with CKA_TOKEN true), the session object destroyed.
   // Why: SoftHSM2's file store rewrites a new object's file once for every attribute it
   // defaults during C_CreateObject (26 times for a certificate; on ext4 each rewrite waits for
-  // the previous write-back) and 3 times for a copy. A module without C_CopyObject, or one that
+  // the previous write-back) and 3 times for a copy. A hardware slot (a device writes once
+  // either way; each extra call is a round trip to it), a module without C_CopyObject, or one that
   // refuses the session object or the copy before writing anything, gets the plain
   // C_CreateObject; so does a copy that does not hold every value of `object` (it is destroyed).
   // Any other failure (token removed, session gone, a failed write) throws. `object` is left
@@ -68,7 +75,8 @@ class Session {
   // The session object `staged` copied onto the token (C_CopyObject with `changes` and CKA_TOKEN
   // true); `staged` is destroyed either way. The copy when it holds every value of `expected`
   // (which says CKA_TOKEN true); nullopt when the module refused the copy before writing anything,
-  // or when the copy does not hold `expected` (it is destroyed). Any other failure throws.
+  // or when the copy does not hold `expected` (it is destroyed). Any other failure throws; a copy
+  // whose check failed to read is destroyed as far as the token allows first.
   std::optional<ObjectHandle> copy_onto_token(ObjectHandle staged, AttributeTemplate changes,
                                               const AttributeTemplate& expected);
   // Whether `object` has every attribute of `expected` with exactly its value.
@@ -99,6 +107,7 @@ class Session {
   CallSite site_;
   std::optional<CK_USER_TYPE> logged_in_;
   bool logout_on_close_ = false;
+  mutable std::optional<bool> hardware_slot_;
 };
 
 // One C_FindObjectsInit .. C_FindObjectsFinal; a session runs one at a time.
