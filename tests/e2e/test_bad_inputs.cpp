@@ -180,7 +180,7 @@ TEST_CASE("bad inputs, one table: exit 2 naming the field and the rule, the toke
       // Subject files.
       {"a subject file that is not TOML", {"csr", "--key", key, "--pin-source", pin, "--profile", "pkio-server", "--subject-file", bad_toml}, bad_toml},
       {"a subject file with an unknown field", {"csr", "--key", key, "--pin-source", pin, "--profile", "pkio-server", "--subject-file", unknown_field}, "shoe_size"},
-      {"a subject file that is not UTF-8", {"csr", "--key", key, "--pin-source", pin, "--profile", "pkio-server", "--subject-file", not_utf8}, "not valid TOML: Encountered invalid utf-8"},
+      {"a subject file that is not UTF-8", {"csr", "--key", key, "--pin-source", pin, "--profile", "pkio-server", "--subject-file", not_utf8}, "latin1.toml:1:20: the TOML text is not UTF-8"},
       {"a 2 MB subject file", {"csr", "--key", key, "--pin-source", pin, "--profile", "pkio-server", "--subject-file", big_subject}, "--subject-file"},
       {"/dev/zero as subject file", {"csr", "--key", key, "--pin-source", pin, "--profile", "pkio-server", "--subject-file", "/dev/zero"}, "--subject-file"},
       // Key types per product.
@@ -216,7 +216,7 @@ TEST_CASE("bad inputs, one table: exit 2 naming the field and the rule, the toke
       {"a config with an unknown key", bare(config_unknown, {"jobs"}), "within_dayz", true},
       {"renew.within_days = 100000", bare(config_huge_days, {"jobs"}), "renew.within_days", true},
       {"renew.check_every negative", bare(config_negative_every, {"jobs"}), "renew.check_every", true},
-      {"a config value that is not UTF-8", bare(config_latin1, {"jobs"}), "c-latin1.toml:2:21: Encountered invalid utf-8", true},
+      {"a config value that is not UTF-8", bare(config_latin1, {"jobs"}), "c-latin1.toml:2:22: the TOML text is not UTF-8", true},
       {"api.base_url ftp://", bare(config_ftp, {"--api-key-source", "env:CERTCENTRAL_API_KEY", "orgs"}), "api.base_url: must be an https://", true},
       {"api.ca_file garbage", bare(config_ca_file, {"--api-key-source", "env:CERTCENTRAL_API_KEY", "orgs"}), "api.ca_file", true},
       // URIs.
