@@ -339,7 +339,6 @@ std::optional<CK_ULONG> first_ulong(First first, Rest...) {
     return std::nullopt;
   }
 }
-inline std::optional<CK_ULONG> first_ulong() { return std::nullopt; }
 
 // One call through the shim: counted, traced, killed, failed, delayed or answered as removed as
 // the environment says, else `forward(module)`.
