@@ -64,8 +64,9 @@ void check_known_keys(const toml::table& table, const std::string& origin) {
   std::vector<std::string_view> names;
   for (const Section& section : config_sections()) names.push_back(section.name);
   for (const auto& [key, node] : table) {
+    const std::string_view name = key.str();  // clang 14 cannot capture a structured binding
     const auto section = std::find_if(config_sections().begin(), config_sections().end(),
-                                      [&](const Section& s) { return s.name == key.str(); });
+                                      [name](const Section& s) { return s.name == name; });
     if (section == config_sections().end()) {
       throw UsageError(at(origin, key.source()) + ": " + std::string(key.str()),
                        "is not a section the agent knows (" + joined(names) + ")" + did_you_mean(key.str(), names));
