@@ -22,7 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (bool seal : {false, true}) {
       IssuanceExpectations expected;
       expected.seal_profile = seal;
-      expected.qscd_seal_product = seal;
+      if (seal) expected.seal_level = SealLevel::qualified_qscd;  // the seal verdict and its refusal
       IssuanceReport report = check_issued(bundle.end_entity.get(), key, expected, 1767225600);  // 2026-01-01
       (void)report.lines();
       (void)report.to_json().dump();
