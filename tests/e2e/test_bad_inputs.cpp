@@ -58,7 +58,7 @@ TEST_CASE("bad inputs, one table: exit 2 naming the field and the rule, the toke
   const std::string big = ws.write("big", repeat('1', 10U << 20U));
   const std::string link = ws.path("pin-link");
   std::filesystem::create_symlink(ws.path("pin"), link);
-  const std::string garbage = ws.write("garbage.bin", std::string("\x00\x01\x02\xff\xfe garbage", 15));
+  const std::string garbage = ws.write("garbage.bin", std::string("\x00\x01\x02\xff\xfe garbage", 13));
   const std::string empty = ws.write("empty", "");
   const std::string not_utf8 = ws.write("latin1.toml", "organization = \"Caf\xe9\"\ncommon_name = \"x.example.nl\"\nkvk = \"12345678\"\n");
 
