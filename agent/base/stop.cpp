@@ -75,7 +75,7 @@ bool sleep_unless_stopped(std::chrono::milliseconds duration) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock::now());
     if (left <= std::chrono::milliseconds::zero()) return true;
     if (wake_read < 0) {
-      // No self-pipe (pipe2 failed at start): wake every 100 ms to look at the flag.
+      // No self-pipe (pipe2 failed at start): wake now and then to look at the flag.
       const auto step = std::min(left, std::chrono::milliseconds(100));
       ::usleep(static_cast<useconds_t>(step.count()) * 1000U);
       continue;

@@ -90,8 +90,8 @@ DROP INDEX jobs_live_key;
 CREATE UNIQUE INDEX jobs_live_key ON jobs(token_serial, key_label, profile, product, renews_serial) WHERE state <> 'FAILED';
 )sql",
     // 3: the leases a connection gives back when it closes are found by index: without it every
-    // command scanned all jobs on exit (10 ms at 10 000 jobs, docs/performance.md). Only jobs
-    // being worked on hold a lease, so the index stays small.
+    // command scanned all jobs on exit (docs/performance.md, benchmark 6). Only jobs being worked
+    // on hold a lease, so the index stays small.
     R"sql(
 CREATE INDEX jobs_claimed ON jobs(claimed_by_pid) WHERE claimed_by_pid IS NOT NULL;
 )sql",
